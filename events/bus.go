@@ -1,0 +1,285 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream names. Their subjects and payloads are a public interface.
+const (
+	StreamName    = "WECHAT"
+	DLQStreamName = "WECHAT_DLQ"
+	// DLQPrefix is prepended to an event's subject in the WECHAT_DLQ stream.
+	DLQPrefix = "dlq."
+)
+
+// Options configures a Bus.
+type Options struct {
+	// URL is an external NATS URL list; empty means connect in-process to
+	// Server.
+	URL    string
+	Server *Server
+	// CredsFile is a NATS credentials file for an external NATS.
+	CredsFile string
+	AppID     string
+	// Name names the connection in NATS monitoring.
+	Name string
+	// Replicas of the streams on a cluster; default 1.
+	Replicas int
+	// MaxAge and MaxBytes bound the WECHAT stream; defaults 7 days, 4 GiB.
+	MaxAge   time.Duration
+	MaxBytes int64
+	// PublishTimeout bounds one publish (store + ack); default 1.5 s, so that
+	// the callback answers 503 well inside 2 s when NATS cannot take it.
+	PublishTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+// Bus is wxscan's connection to NATS JetStream. It is safe for concurrent
+// use.
+type Bus struct {
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	opts Options
+	log  *slog.Logger
+}
+
+// Connect connects to NATS (retrying in the background if it is not up yet)
+// and returns a Bus. Call EnsureStreams before publishing or consuming.
+func Connect(ctx context.Context, opts Options) (*Bus, error) {
+	if opts.Replicas <= 0 {
+		opts.Replicas = 1
+	}
+	if opts.MaxAge <= 0 {
+		opts.MaxAge = 7 * 24 * time.Hour
+	}
+	if opts.MaxBytes == 0 {
+		opts.MaxBytes = 4 << 30
+	}
+	if opts.PublishTimeout <= 0 {
+		opts.PublishTimeout = 1500 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	log := opts.Logger
+	nopts := []nats.Option{
+		nats.Name(opts.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("nats disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
+	}
+	url := opts.URL
+	switch {
+	case url != "":
+		if opts.CredsFile != "" {
+			nopts = append(nopts, nats.UserCredentials(opts.CredsFile))
+		}
+	case opts.Server != nil:
+		nopts = append(nopts, nats.InProcessServer(opts.Server.Server))
+	default:
+		return nil, errors.New("events: connect: neither a NATS URL nor an embedded server")
+	}
+	nc, err := nats.Connect(url, nopts...)
+	if err != nil {
+		return nil, fmt.Errorf("events: connect to nats: %w", err)
+	}
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(4096),
+		jetstream.WithPublishAsyncTimeout(opts.PublishTimeout))
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("events: jetstream: %w", err)
+	}
+	return &Bus{nc: nc, js: js, opts: opts, log: log}, nil
+}
+
+// JetStream exposes the JetStream context for operator tools and tests.
+func (b *Bus) JetStream() jetstream.JetStream { return b.js }
+
+// Conn exposes the NATS connection (request/reply between callback and
+// workers).
+func (b *Bus) Conn() *nats.Conn { return b.nc }
+
+// AppID is the account the bus publishes for.
+func (b *Bus) AppID() string { return b.opts.AppID }
+
+// EnsureStreams creates or updates the WECHAT and WECHAT_DLQ streams. It is
+// idempotent and safe to call from every process at start.
+func (b *Bus) EnsureStreams(ctx context.Context) error {
+	cfgs := []jetstream.StreamConfig{{
+		Name:        StreamName,
+		Description: "WeChat callbacks (wxscan events v1)",
+		Subjects:    []string{"wechat.*.msg.*", "wechat.*.event.*"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		MaxAge:      b.opts.MaxAge,
+		MaxBytes:    b.opts.MaxBytes,
+		Discard:     jetstream.DiscardOld,
+		Duplicates:  5 * time.Minute,
+		Replicas:    b.opts.Replicas,
+	}, {
+		Name:        DLQStreamName,
+		Description: "wxscan events that could not be processed, with the reason",
+		Subjects:    []string{DLQPrefix + "wechat.>"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		MaxAge:      30 * 24 * time.Hour,
+		Discard:     jetstream.DiscardOld,
+		Replicas:    b.opts.Replicas,
+	}}
+	for _, cfg := range cfgs {
+		if _, err := b.js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("events: create stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// Ready reports whether NATS is connected and the streams exist. It
+// returns at once when the connection is down.
+func (b *Bus) Ready(ctx context.Context) error {
+	if !b.nc.IsConnected() {
+		return fmt.Errorf("events: nats not connected (%s)", b.nc.Status())
+	}
+	for _, name := range []string{StreamName, DLQStreamName} {
+		if _, err := b.js.Stream(ctx, name); err != nil {
+			return fmt.Errorf("events: stream %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// ReplySubject is where the callback waits for the worker's passive reply
+// to event id.
+func (b *Bus) ReplySubject(id string) string {
+	return "wxscan.reply." + token(b.opts.AppID) + "." + token(id)
+}
+
+// Publish stores e in the WECHAT stream with e.ID as the message id, so a
+// retried callback produces one message. It returns once JetStream has
+// acknowledged the event, or an error (then nothing may be assumed stored,
+// and the caller answers 503 so that WeChat retries). When wait > 0 and the
+// event is new, it then waits up to wait for the worker's reply and returns
+// it, or nil when none came in time; the worker then sends it itself.
+func (b *Bus) Publish(ctx context.Context, e Event, wait time.Duration) (*Reply, error) {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("events: encode event %s: %w", e.ID, err)
+	}
+	var replies chan *nats.Msg
+	if wait > 0 {
+		replies = make(chan *nats.Msg, 1)
+		sub, err := b.nc.ChanQueueSubscribe(b.ReplySubject(e.ID), "reply", replies)
+		if err != nil {
+			return nil, fmt.Errorf("events: subscribe reply %s: %w", e.ID, err)
+		}
+		defer sub.Unsubscribe()
+	}
+	msg := &nats.Msg{Subject: e.Subject(), Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, e.ID)
+	if e.RequestID != "" {
+		msg.Header.Set(RequestIDHeader, e.RequestID)
+	}
+	pctx, cancel := context.WithTimeout(ctx, b.opts.PublishTimeout)
+	defer cancel()
+	ack, err := b.publish(pctx, msg)
+	if err != nil {
+		return nil, fmt.Errorf("events: publish %s: %w", e.ID, err)
+	}
+	if wait <= 0 || ack.Duplicate {
+		return nil, nil
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case m := <-replies:
+		var r Reply
+		if err := json.Unmarshal(m.Data, &r); err != nil {
+			b.log.Warn("bad reply payload", "event_id", e.ID, "err", err)
+			return nil, nil
+		}
+		if err := m.Respond([]byte("ok")); err != nil {
+			return nil, nil // the worker will send it itself
+		}
+		return &r, nil
+	case <-timer.C:
+		return nil, nil
+	case <-ctx.Done():
+		return nil, nil
+	}
+}
+
+func (b *Bus) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
+	f, err := b.js.PublishMsgAsync(msg)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case ack := <-f.Ok():
+		return ack, nil
+	case err := <-f.Err():
+		return nil, err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// OfferReply offers r to a callback request still waiting for it. It
+// reports true when the callback took it (it then goes back to WeChat as the
+// passive reply) and false when no callback is waiting, in which case the
+// caller must send it through message/custom/send. Together with Publish,
+// this hands every reply to exactly one of the two paths.
+func (b *Bus) OfferReply(ctx context.Context, r Reply) (bool, error) {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return false, fmt.Errorf("events: encode reply %s: %w", r.EventID, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	m, err := b.nc.RequestWithContext(ctx, b.ReplySubject(r.EventID), data)
+	switch {
+	case err == nil:
+		return string(m.Data) == "ok", nil
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return false, nil
+	default:
+		return false, fmt.Errorf("events: offer reply %s: %w", r.EventID, err)
+	}
+}
+
+// Close drains the connection: pending publishes and acks are flushed.
+func (b *Bus) Close() error {
+	if b.nc.IsClosed() {
+		return nil
+	}
+	done := make(chan struct{})
+	b.nc.SetClosedHandler(func(*nats.Conn) { close(done) })
+	if err := b.nc.Drain(); err != nil {
+		b.nc.Close()
+		return fmt.Errorf("events: drain nats: %w", err)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		b.nc.Close()
+	}
+	return nil
+}
+
+// RequestIDHeader carries the callback's request id (Event.RequestID) to
+// the workers' logs.
+const RequestIDHeader = "Wxscan-Request-Id"

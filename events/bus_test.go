@@ -1,0 +1,285 @@
+package events_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wxscan/wxscan/events"
+	"github.com/wxscan/wxscan/events/eventstest"
+)
+
+func mustEvent(tb testing.TB, raw []byte) events.Event {
+	tb.Helper()
+	e, err := events.Parse(eventstest.AppID, raw, time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return e
+}
+
+func streamMsgs(tb testing.TB, bus *events.Bus, name string) uint64 {
+	tb.Helper()
+	s, err := bus.JetStream().Stream(context.Background(), name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func TestPublishDedupesConcurrentRetries(t *testing.T) {
+	bus := eventstest.MustBus(t, nil)
+	e := mustEvent(t, scanXML("o1", 1700000000, "EAN_13,6901234567892"))
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for range 3 {
+		wg.Go(func() {
+			_, err := bus.Publish(context.Background(), e, 0)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := streamMsgs(t, bus, events.StreamName), uint64(1); got != want {
+		t.Fatalf("stream msgs=%d, want %d", got, want)
+	}
+	// Two scans of different codes by one user in the same second are two.
+	if _, err := bus.Publish(context.Background(), mustEvent(t, scanXML("o1", 1700000000, "EAN_13,6901234567893")), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := streamMsgs(t, bus, events.StreamName), uint64(2); got != want {
+		t.Fatalf("stream msgs=%d, want %d", got, want)
+	}
+	// The subject is the public one.
+	s, _ := bus.JetStream().Stream(context.Background(), events.StreamName)
+	m, err := s.GetMsg(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m.Subject, "wechat."+eventstest.AppID+".event.scancode_waitmsg"; got != want {
+		t.Fatalf("subject=%q, want %q", got, want)
+	}
+}
+
+func TestPublishFailsFastWhenNATSIsDown(t *testing.T) {
+	srv := eventstest.MustServer(t)
+	bus := eventstest.MustBus(t, srv)
+	srv.Close()
+	start := time.Now()
+	_, err := bus.Publish(context.Background(), mustEvent(t, mustRead(t, "text.xml")), 0)
+	if err == nil {
+		t.Fatal("publish succeeded with NATS down")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("publish took %v, want < 2s", d)
+	}
+	if err := bus.Ready(context.Background()); err == nil {
+		t.Fatal("Ready=nil with NATS down")
+	}
+}
+
+func TestReplyGoesToExactlyOnePath(t *testing.T) {
+	bus := eventstest.MustBus(t, nil)
+	ctx := context.Background()
+	e := mustEvent(t, mustRead(t, "text.xml"))
+
+	// The worker answers while the callback waits: passive reply.
+	var offered atomic.Bool
+	go func() {
+		for range 100 {
+			ok, err := bus.OfferReply(ctx, events.Reply{EventID: e.ID, ToUser: e.From, FromUser: e.To, Content: "hi"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if ok {
+				offered.Store(true)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	r, err := bus.Publish(ctx, e, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r == nil || r.Content != "hi" {
+		t.Fatalf("reply=%+v, want content hi", r)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if !offered.Load() {
+		t.Fatal("worker was not told that the callback took the reply")
+	}
+
+	// No callback waiting: the worker is told to send it itself.
+	ok, err := bus.OfferReply(ctx, events.Reply{EventID: "nobody-waits", Content: "x"})
+	if err != nil || ok {
+		t.Fatalf("OfferReply=%v,%v, want false,nil", ok, err)
+	}
+
+	// A duplicate does not wait for a reply.
+	start := time.Now()
+	r, err = bus.Publish(ctx, e, 3*time.Second)
+	if err != nil || r != nil {
+		t.Fatalf("duplicate publish=%v,%v", r, err)
+	}
+	if time.Since(start) > time.Second {
+		t.Fatal("duplicate publish waited for a reply")
+	}
+}
+
+func TestConsumeAcksRetriesAndDeadLetters(t *testing.T) {
+	bus := eventstest.MustBus(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var mu sync.Mutex
+	attempts := map[string]int{}
+	done := make(chan string, 100)
+	h := func(_ context.Context, e events.Event) error {
+		mu.Lock()
+		attempts[e.Content]++
+		n := attempts[e.Content]
+		mu.Unlock()
+		switch e.Content {
+		case "ok":
+		case "flaky": // fails twice, then works
+			if n < 3 {
+				return errors.New("wechat 503")
+			}
+		case "never":
+			return errors.New("wechat always down")
+		case "bad":
+			return events.Permanent(errors.New("errcode 45015: response out of time limit"))
+		}
+		done <- e.Content
+		return nil
+	}
+	c, err := bus.Consume(ctx, events.ConsumerConfig{
+		MaxDeliver: 3,
+		Backoff:    func(int) time.Duration { return 20 * time.Millisecond },
+	}, events.Each(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	for i, content := range []string{"ok", "flaky", "never", "bad"} {
+		raw := fmt.Sprintf(`<xml><ToUserName>gh</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType><Content>%s</Content><MsgId>%d</MsgId></xml>`, content, i+1)
+		if _, err := bus.Publish(ctx, mustEvent(t, []byte(raw)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]bool{}
+	for len(got) < 2 {
+		select {
+		case s := <-done:
+			got[s] = true
+		case <-time.After(10 * time.Second):
+			t.Fatalf("handled %v, want ok and flaky", got)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for streamMsgs(t, bus, events.DLQStreamName) < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got, want := streamMsgs(t, bus, events.DLQStreamName), uint64(2); got != want {
+		t.Fatalf("dlq msgs=%d, want %d", got, want)
+	}
+	mu.Lock()
+	if got, want := attempts["never"], 3; got != want {
+		t.Errorf("attempts(never)=%d, want %d (MaxDeliver)", got, want)
+	}
+	if got, want := attempts["bad"], 1; got != want {
+		t.Errorf("attempts(bad)=%d, want %d (permanent)", got, want)
+	}
+	mu.Unlock()
+	s, _ := bus.JetStream().Stream(ctx, events.DLQStreamName)
+	reasons := map[string]string{}
+	for seq := uint64(1); seq <= 2; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reasons[m.Subject] += m.Header.Get(events.HeaderDLQReason) + "|" + m.Header.Get(events.HeaderDLQAttempts) + ";"
+	}
+	if got := reasons["dlq.wechat."+eventstest.AppID+".msg.text"]; got == "" {
+		t.Fatalf("dlq records: %v", reasons)
+	}
+	for _, want := range []string{"errcode 45015: response out of time limit|1;", "wechat always down|3;"} {
+		if r := reasons["dlq.wechat."+eventstest.AppID+".msg.text"]; !strings.Contains(r, want) {
+			t.Errorf("dlq reasons %q lack %q", r, want)
+		}
+	}
+	// Everything is acked or terminated: nothing pending.
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		info, err := c.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumAckPending == 0 && info.NumPending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer still has ack pending=%d pending=%d", info.NumAckPending, info.NumPending)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestConsumeBadPayloadIsDeadLettered(t *testing.T) {
+	bus := eventstest.MustBus(t, nil)
+	ctx := context.Background()
+	if _, err := bus.JetStream().Publish(ctx, "wechat."+eventstest.AppID+".msg.text", []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	c, err := bus.Consume(ctx, events.ConsumerConfig{}, events.Each(func(context.Context, events.Event) error {
+		t.Error("handler called for a bad payload")
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for streamMsgs(t, bus, events.DLQStreamName) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("bad payload not dead-lettered")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDefaultBackoff(t *testing.T) {
+	// A 10-second WeChat outage must neither exhaust 12 attempts nor loop hot.
+	var total time.Duration
+	n := 0
+	for total < 10*time.Second {
+		n++
+		d := events.DefaultBackoff(n)
+		if d < 500*time.Millisecond {
+			t.Fatalf("backoff(%d)=%v: hot loop", n, d)
+		}
+		total += d
+	}
+	if n >= 12 {
+		t.Fatalf("a 10 s outage takes %d attempts, want < 12", n)
+	}
+	if got, want := events.DefaultBackoff(100), 30*time.Second; got != want {
+		t.Fatalf("backoff cap=%v, want %v", got, want)
+	}
+}

@@ -1,0 +1,336 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Handler processes one event. JetStream delivers at least once, so a
+// Handler may run more than once for one event and must be idempotent on
+// e.ID. A nil error acks the event; an error wrapped with Permanent
+// dead-letters it at once; any other error redelivers it later.
+type Handler func(ctx context.Context, e Event) error
+
+// Middleware wraps a Handler (recover, logging, metrics, idempotency).
+type Middleware func(Handler) Handler
+
+// BatchHandler processes the events of one fetched batch together (so that
+// the workers write one bbolt transaction per batch) and returns one error
+// per event, in order, with the same meaning as a Handler's.
+type BatchHandler func(ctx context.Context, evs []Event) []error
+
+// Each adapts a Handler to a BatchHandler, calling it once per event.
+func Each(h Handler) BatchHandler {
+	return func(ctx context.Context, evs []Event) []error {
+		errs := make([]error, len(evs))
+		for i, e := range evs {
+			errs[i] = h(ctx, e)
+		}
+		return errs
+	}
+}
+
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string { return p.err.Error() }
+func (p permanentError) Unwrap() error { return p.err }
+
+// Permanent marks err as one that no retry can fix: the event goes to
+// WECHAT_DLQ with err as the reason.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// IsPermanent reports whether err was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+// DLQ headers on messages in the WECHAT_DLQ stream.
+const (
+	HeaderDLQReason      = "Wxscan-Dlq-Reason"
+	HeaderDLQAttempts    = "Wxscan-Dlq-Attempts"
+	HeaderDLQFirstFailed = "Wxscan-Dlq-First-Failed"
+	HeaderDLQStreamSeq   = "Wxscan-Dlq-Stream-Seq"
+)
+
+// ConsumerConfig configures a durable pull consumer on WECHAT.
+type ConsumerConfig struct {
+	// Durable is the consumer's name; default "workers".
+	Durable string
+	// MaxDeliver is how many attempts an event gets before it is
+	// dead-lettered; default 12.
+	MaxDeliver int
+	// AckWait is how long a delivered, unacknowledged event waits before
+	// redelivery (e.g. after a crash); default 30 s.
+	AckWait time.Duration
+	// BatchSize bounds one batch; default 256.
+	BatchSize int
+	// Backoff is the delay before attempt n+1 after n failed attempts;
+	// default 500ms doubling up to 30s, so a 10 s WeChat outage uses about
+	// five attempts.
+	Backoff func(attempt int) time.Duration
+	Now     func() time.Time
+}
+
+// DefaultBackoff doubles from 500 ms up to 30 s.
+func DefaultBackoff(attempt int) time.Duration {
+	d := 500 * time.Millisecond
+	for i := 1; i < attempt && d < 30*time.Second; i++ {
+		d *= 2
+	}
+	return min(d, 30*time.Second)
+}
+
+// Consumer is a running durable consumer.
+type Consumer struct {
+	cc      jetstream.ConsumeContext
+	done    chan struct{}
+	running atomic.Bool
+	name    string
+	cons    jetstream.Consumer
+}
+
+// Consume creates or updates the durable consumer and runs h on batches
+// of events until ctx ends or Stop is called. The one switch in deliver
+// maps outcomes to JetStream: nil → Ack; Permanent or too many attempts →
+// WECHAT_DLQ then Term; anything else → NakWithDelay.
+func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h BatchHandler) (*Consumer, error) {
+	if cfg.Durable == "" {
+		cfg.Durable = "workers"
+	}
+	if cfg.MaxDeliver <= 0 {
+		cfg.MaxDeliver = 12
+	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = 30 * time.Second
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 256
+	}
+	if cfg.Backoff == nil {
+		cfg.Backoff = DefaultBackoff
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
+		Durable:       cfg.Durable,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    -1, // enforced in deliver, so that nothing is dropped unrecorded
+		FilterSubject: "wechat." + token(b.opts.AppID) + ".>",
+		MaxAckPending: 4 * cfg.BatchSize,
+		Replicas:      b.opts.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("events: create consumer %s: %w", cfg.Durable, err)
+	}
+	in := make(chan jetstream.Msg, 2*cfg.BatchSize)
+	cc, err := cons.Consume(func(m jetstream.Msg) { in <- m },
+		jetstream.PullMaxMessages(2*cfg.BatchSize),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			b.log.Debug("consume", "consumer", cfg.Durable, "err", err)
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("events: consume %s: %w", cfg.Durable, err)
+	}
+	c := &Consumer{cc: cc, done: make(chan struct{}), name: cfg.Durable, cons: cons}
+	c.running.Store(true)
+	d := &deliverer{bus: b, cfg: cfg, h: h, first: map[string]time.Time{}}
+	go func() {
+		defer close(c.done)
+		defer c.running.Store(false)
+		batch := make([]jetstream.Msg, 0, cfg.BatchSize)
+		for {
+			select {
+			case <-ctx.Done():
+				cc.Stop()
+				return
+			case <-cc.Closed():
+				// Deliver what was already buffered, then stop.
+				for {
+					select {
+					case m := <-in:
+						d.deliver(context.WithoutCancel(ctx), []jetstream.Msg{m})
+					default:
+						return
+					}
+				}
+			case m := <-in:
+				batch = append(batch[:0], m)
+			fill:
+				for len(batch) < cfg.BatchSize {
+					select {
+					case m := <-in:
+						batch = append(batch, m)
+					default:
+						break fill
+					}
+				}
+				d.deliver(context.WithoutCancel(ctx), batch)
+			}
+		}
+	}()
+	return c, nil
+}
+
+// Running reports whether the consumer loop is running.
+func (c *Consumer) Running() bool { return c.running.Load() }
+
+// Stop stops fetching, finishes the batch in hand and returns.
+func (c *Consumer) Stop() {
+	c.cc.Drain()
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// Info returns the consumer's JetStream state (lag, redeliveries).
+func (c *Consumer) Info(ctx context.Context) (*jetstream.ConsumerInfo, error) {
+	return c.cons.Info(ctx)
+}
+
+type deliverer struct {
+	bus *Bus
+	cfg ConsumerConfig
+	h   BatchHandler
+
+	mu    sync.Mutex
+	first map[string]time.Time // event id -> first failure, for the DLQ record
+}
+
+func (d *deliverer) deliver(ctx context.Context, msgs []jetstream.Msg) {
+	evs := make([]Event, 0, len(msgs))
+	idx := make([]int, 0, len(msgs))
+	errs := make([]error, len(msgs))
+	for i, m := range msgs {
+		var e Event
+		if err := json.Unmarshal(m.Data(), &e); err != nil {
+			errs[i] = Permanent(fmt.Errorf("decode event: %w", err))
+			continue
+		}
+		if e.ID == "" {
+			errs[i] = Permanent(errors.New("event has no id"))
+			continue
+		}
+		e.RequestID = m.Headers().Get(RequestIDHeader)
+		evs = append(evs, e)
+		idx = append(idx, i)
+	}
+	if len(evs) > 0 {
+		res := d.safeHandle(ctx, evs)
+		for j, i := range idx {
+			if j < len(res) {
+				errs[i] = res[j]
+			} else {
+				errs[i] = errors.New("batch handler returned too few results")
+			}
+		}
+	}
+	for i, m := range msgs {
+		d.settle(ctx, m, errs[i])
+	}
+}
+
+func (d *deliverer) safeHandle(ctx context.Context, evs []Event) (errs []error) {
+	defer func() {
+		if r := recover(); r != nil {
+			errs = make([]error, len(evs))
+			for i := range errs {
+				errs[i] = fmt.Errorf("handler panic: %v", r)
+			}
+		}
+	}()
+	return d.h(ctx, evs)
+}
+
+// settle is the one place that maps a handler's outcome to JetStream.
+func (d *deliverer) settle(ctx context.Context, m jetstream.Msg, err error) {
+	meta, merr := m.Metadata()
+	attempts := 1
+	if merr == nil {
+		attempts = int(meta.NumDelivered)
+	}
+	id := m.Headers().Get(jetstream.MsgIDHeader)
+	switch {
+	case err == nil:
+		d.forget(id)
+		if aerr := m.Ack(); aerr != nil {
+			d.bus.log.Warn("ack failed", "event_id", id, "err", aerr)
+		}
+	case IsPermanent(err) || attempts >= d.cfg.MaxDeliver:
+		if derr := d.deadLetter(ctx, m, meta, attempts, err); derr != nil {
+			d.bus.log.Error("dead-letter failed; will retry", "event_id", id, "err", derr)
+			_ = m.NakWithDelay(d.cfg.Backoff(attempts))
+			return
+		}
+		d.forget(id)
+		d.bus.log.Warn("event dead-lettered", "event_id", id, "subject", m.Subject(), "attempts", attempts, "reason", err.Error())
+		_ = m.TermWithReason(err.Error())
+	default:
+		d.remember(id)
+		delay := d.cfg.Backoff(attempts)
+		d.bus.log.Info("event failed; will retry", "event_id", id, "attempt", attempts, "retry_in", delay, "err", err.Error())
+		_ = m.NakWithDelay(delay)
+	}
+}
+
+func (d *deliverer) remember(id string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.first[id]; !ok {
+		d.first[id] = d.cfg.Now()
+	}
+}
+
+func (d *deliverer) forget(id string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.first, id)
+}
+
+func (d *deliverer) deadLetter(ctx context.Context, m jetstream.Msg, meta *jetstream.MsgMetadata, attempts int, reason error) error {
+	id := m.Headers().Get(jetstream.MsgIDHeader)
+	d.mu.Lock()
+	first, ok := d.first[id]
+	d.mu.Unlock()
+	if !ok {
+		first = d.cfg.Now()
+	}
+	out := &nats.Msg{Subject: DLQPrefix + m.Subject(), Data: m.Data(), Header: nats.Header{}}
+	for k, v := range m.Headers() {
+		if k != jetstream.MsgIDHeader {
+			out.Header[k] = v
+		}
+	}
+	out.Header.Set(HeaderDLQReason, reason.Error())
+	out.Header.Set(HeaderDLQAttempts, strconv.Itoa(attempts))
+	out.Header.Set(HeaderDLQFirstFailed, first.UTC().Format(time.RFC3339))
+	if meta != nil {
+		out.Header.Set(HeaderDLQStreamSeq, strconv.FormatUint(meta.Sequence.Stream, 10))
+		// One DLQ record per stream message, even if Term is lost and the
+		// event comes back.
+		out.Header.Set(jetstream.MsgIDHeader, "dlq-"+strconv.FormatUint(meta.Sequence.Stream, 10)+"-"+strconv.Itoa(attempts))
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.bus.opts.PublishTimeout)
+	defer cancel()
+	if _, err := d.bus.js.PublishMsg(ctx, out); err != nil {
+		return fmt.Errorf("events: dead-letter %s: %w", id, err)
+	}
+	return nil
+}

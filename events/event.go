@@ -1,0 +1,214 @@
+// Package events is wxscan's shared vocabulary: the canonical WeChat Event,
+// its XML parsing, the dedupe key, the NATS subjects, and the JetStream code
+// that publishes and consumes events (including the embedded NATS server).
+//
+// The subjects and the JSON payload of Event are a public interface: other
+// programs may consume the WECHAT stream. They change only with Version.
+package events
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+)
+
+// Version is the payload version carried in Event.V.
+const Version = 1
+
+// ErrInvalid is returned (wrapped) by Parse for XML that does not parse or
+// lacks the elements every WeChat push carries.
+var ErrInvalid = errors.New("invalid event")
+
+// Event is the canonical form of one WeChat push (a message or an event), as
+// published on the WECHAT stream. Empty fields are left out of the JSON.
+type Event struct {
+	V          int    `json:"v"`
+	ID         string `json:"id"`
+	AppID      string `json:"appid"`
+	To         string `json:"to,omitempty"`
+	From       string `json:"from,omitempty"`
+	CreateTime int64  `json:"create_time,omitempty"`
+	MsgType    string `json:"msg_type"`
+	Event      string `json:"event,omitempty"`
+	EventKey   string `json:"event_key,omitempty"`
+	Ticket     string `json:"ticket,omitempty"`
+	ScanType   string `json:"scan_type,omitempty"`
+	// ScanResult is exactly as WeChat sent it, e.g. "EAN_13,6901234567892".
+	ScanResult string    `json:"scan_result,omitempty"`
+	Content    string    `json:"content,omitempty"`
+	MsgID      string    `json:"msg_id,omitempty"`
+	Latitude   string    `json:"latitude,omitempty"`
+	Longitude  string    `json:"longitude,omitempty"`
+	Precision  string    `json:"precision,omitempty"`
+	ReceivedAt time.Time `json:"received_at"`
+	// XML is the plaintext XML as received (decrypted in safe mode).
+	XML string `json:"xml"`
+
+	// RequestID is the callback's request id, carried in a NATS header for
+	// logs; it is not part of the payload.
+	RequestID string `json:"-"`
+}
+
+// Parse reads one plaintext WeChat XML push into an Event for appid. Unknown
+// elements are kept in XML and are never an error. It fails with ErrInvalid
+// when the XML does not parse or lacks ToUserName, FromUserName, CreateTime or
+// MsgType.
+func Parse(appid string, raw []byte, receivedAt time.Time) (Event, error) {
+	doc := etree.NewDocument()
+	doc.ReadSettings.MaxDepth = 16
+	if err := doc.ReadFromBytes(raw); err != nil {
+		return Event{}, fmt.Errorf("events: parse xml: %w: %v", ErrInvalid, err)
+	}
+	root := doc.Root()
+	if root == nil || root.Tag != "xml" {
+		return Event{}, fmt.Errorf("events: parse xml: %w: root element is not <xml>", ErrInvalid)
+	}
+	text := func(path ...string) string {
+		el := root
+		for _, p := range path {
+			if el = el.SelectElement(p); el == nil {
+				return ""
+			}
+		}
+		return strings.TrimSpace(el.Text())
+	}
+	e := Event{
+		V:          Version,
+		AppID:      appid,
+		To:         text("ToUserName"),
+		From:       text("FromUserName"),
+		MsgType:    text("MsgType"),
+		Event:      text("Event"),
+		EventKey:   text("EventKey"),
+		Ticket:     text("Ticket"),
+		Content:    text("Content"),
+		MsgID:      text("MsgId"),
+		Latitude:   text("Latitude"),
+		Longitude:  text("Longitude"),
+		Precision:  text("Precision"),
+		ReceivedAt: receivedAt.UTC(),
+		XML:        string(raw),
+	}
+	if e.MsgID == "" {
+		e.MsgID = text("MsgID")
+	}
+	if e.MsgType == "location" { // a location message, not the LOCATION event
+		e.Latitude, e.Longitude, e.Precision = text("Location_X"), text("Location_Y"), text("Scale")
+	}
+	switch {
+	case root.SelectElement("ScanCodeInfo") != nil:
+		e.ScanType = text("ScanCodeInfo", "ScanType")
+		e.ScanResult = text("ScanCodeInfo", "ScanResult")
+	case root.SelectElement("SendLocationInfo") != nil:
+		e.Latitude = text("SendLocationInfo", "Location_X")
+		e.Longitude = text("SendLocationInfo", "Location_Y")
+		e.Precision = text("SendLocationInfo", "Scale")
+	}
+	ct := text("CreateTime")
+	if e.To == "" || e.From == "" || e.MsgType == "" || ct == "" {
+		return Event{}, fmt.Errorf("events: parse xml: %w: ToUserName, FromUserName, CreateTime and MsgType are required", ErrInvalid)
+	}
+	n, err := strconv.ParseInt(ct, 10, 64)
+	if err != nil || n < 0 {
+		return Event{}, fmt.Errorf("events: parse xml: %w: CreateTime %q is not a number", ErrInvalid, ct)
+	}
+	e.CreateTime = n
+	e.ID = e.key()
+	return e, nil
+}
+
+// key is the dedupe key of SPEC §4: the MsgId for messages, and for events a
+// digest of FromUserName, CreateTime, Event, EventKey and ScanResult (so two
+// scans in one second are two events). It is used as the JetStream message id
+// and by the workers for idempotency, so it must be safe in a NATS header.
+func (e Event) key() string {
+	if e.MsgType != "event" && e.MsgID != "" && headerSafe(e.MsgID) {
+		return "m" + e.MsgID
+	}
+	h := sha256.New()
+	for _, s := range []string{e.From, strconv.FormatInt(e.CreateTime, 10), e.Event, e.EventKey, e.ScanResult} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	if e.MsgType != "event" { // a message without a usable MsgId: hash its content too
+		h.Write([]byte(e.MsgType + "\x00" + e.Content + "\x00" + e.MsgID))
+	}
+	return "e" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func headerSafe(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if r <= ' ' || r > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// Subject is the NATS subject of the event: wechat.<appid>.msg.<msgtype> or
+// wechat.<appid>.event.<event in lower case>. Tokens are made subject-safe.
+func (e Event) Subject() string {
+	if e.MsgType == "event" {
+		return "wechat." + token(e.AppID) + ".event." + token(strings.ToLower(e.Event))
+	}
+	return "wechat." + token(e.AppID) + ".msg." + token(e.MsgType)
+}
+
+// token makes s a single NATS subject token: no dots, wildcards or spaces.
+func token(s string) string {
+	if s == "" {
+		return "_"
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '.' || r == '*' || r == '>' || r <= ' ' || r == 0x7f:
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// WantsReply reports whether the event gets a chat reply, and so whether the
+// callback may hold WeChat's request open for the worker's passive reply:
+// subscribe, scan-code events and text messages.
+func (e Event) WantsReply() bool {
+	if e.MsgType == "text" {
+		return true
+	}
+	if e.MsgType != "event" {
+		return false
+	}
+	switch strings.ToLower(e.Event) {
+	case "subscribe", "scancode_waitmsg", "scancode_push":
+		return true
+	}
+	return false
+}
+
+// IsScan reports whether the event carries a scanned code.
+func (e Event) IsScan() bool {
+	ev := strings.ToLower(e.Event)
+	return e.MsgType == "event" && (ev == "scancode_waitmsg" || ev == "scancode_push")
+}
+
+// Reply is a worker's answer to an event that wants one: a text message to
+// the user who sent the event. The callback renders it as WeChat's passive
+// reply XML when it arrives in time; otherwise the worker sends it through
+// message/custom/send.
+type Reply struct {
+	// EventID is the Event.ID this reply answers.
+	EventID string `json:"event_id"`
+	// ToUser is the openid the reply goes to; FromUser the account (Event.To).
+	ToUser   string `json:"to_user"`
+	FromUser string `json:"from_user"`
+	Content  string `json:"content"`
+}
