@@ -1,0 +1,301 @@
+// Package store keeps wxscan's durable state in one bbolt file: the staff
+// directory, bindings, the short-lived OAuth and bind-session records, bind
+// lockouts, stocktakes, scans, processed event ids and cached WeChat tokens.
+//
+// It is the only package that imports bbolt. A *DB is safe for concurrent use
+// by many goroutines; bbolt serialises writers, so one Update runs at a time
+// while any number of Views read a consistent snapshot. Every write is
+// committed with fsync (unless Options.NoSync) before the method returns.
+//
+// Times are stored and returned in UTC. A record with an expiry is valid while
+// now is before its expiry.
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// Sentinel errors, wrapped by the methods that return them; test with errors.Is.
+var (
+	// ErrNotFound means the record does not exist (or, for OAuth codes, has expired).
+	ErrNotFound = errors.New("not found")
+	// ErrExpired means the record existed but its expiry has passed.
+	ErrExpired = errors.New("expired")
+	// ErrLocked means another process (or another open handle) holds the database file.
+	ErrLocked = errors.New("locked")
+	// ErrConflict means the request clashes with the current state, e.g. opening
+	// a stocktake while another is open, or closing a closed one.
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid means the arguments are invalid (empty key, bad state, ...).
+	ErrInvalid = errors.New("invalid")
+)
+
+// DefaultTimeout is how long Open waits for the file lock when Options.Timeout is zero.
+const DefaultTimeout = 2 * time.Second
+
+// FileName is the name of the database file inside wxscan's data directory.
+const FileName = "wxscan.db"
+
+// initialMmapSize is reserved address space, not disk: it lets read
+// transactions run without blocking writers until the file outgrows it.
+const initialMmapSize = 64 << 20
+
+// Options configure Open.
+type Options struct {
+	// Timeout is how long Open waits for the file lock held by another
+	// process or handle; zero or negative means DefaultTimeout. Open never
+	// waits longer.
+	Timeout time.Duration
+	// NoSync skips fsync on commit. For tests only: a crash may lose or
+	// corrupt data.
+	NoSync bool
+}
+
+// DB is wxscan's database. It is safe for concurrent use.
+type DB struct {
+	bolt *bbolt.DB
+	path string
+}
+
+// Bucket names.
+var (
+	bucketMeta           = []byte("meta")
+	bucketStaff          = []byte("staff")
+	bucketBindings       = []byte("bindings")             // openid -> Binding
+	bucketBindingsByEmp  = []byte("bindings_by_employee") // employee_no -> openid
+	bucketOAuthStates    = []byte("oauth_states")
+	bucketOAuthCodes     = []byte("oauth_codes")
+	bucketSessions       = []byte("bind_sessions")
+	bucketBindAttempts   = []byte("bind_attempts")
+	bucketStocktakes     = []byte("stocktakes")
+	bucketScans          = []byte("scans")        // stocktake id -> bucket of seq -> scan
+	bucketScanCounts     = []byte("scan_counts")  // stocktake id -> bucket of openid -> count
+	bucketScanSeconds    = []byte("scan_seconds") // unix second -> count
+	bucketLocations      = []byte("locations")
+	bucketProcessed      = []byte("processed")    // event id -> unix nano
+	bucketProcessedByAge = []byte("processed_at") // unix nano + event id -> nil
+	bucketTokens         = []byte("tokens")
+	bucketOutbox         = []byte("outbox") // event id -> reply not yet delivered
+
+	keySchemaVersion = []byte("schema_version")
+	keyOpenStocktake = []byte("open_stocktake")
+)
+
+// migrations bring the schema from version i to i+1; the schema version is
+// len(migrations). Append new steps, never edit or reorder old ones. Each
+// step runs at most once per file, inside Open's single Update, and must
+// tolerate partially present data (use CreateBucketIfNotExists).
+var migrations = []func(*bbolt.Tx) error{
+	// 1: the initial buckets.
+	func(tx *bbolt.Tx) error {
+		for _, name := range [][]byte{
+			bucketMeta, bucketStaff, bucketBindings, bucketBindingsByEmp,
+			bucketOAuthStates, bucketOAuthCodes, bucketSessions, bucketBindAttempts,
+			bucketStocktakes, bucketScans, bucketScanCounts, bucketScanSeconds,
+			bucketLocations, bucketProcessed, bucketProcessedByAge, bucketTokens,
+		} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	},
+	// 2: the reply outbox.
+	func(tx *bbolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucketOutbox); err != nil {
+			return fmt.Errorf("create bucket %s: %w", bucketOutbox, err)
+		}
+		return nil
+	},
+}
+
+// Open opens (creating if needed) the database file at path and its parent
+// directory, and migrates its schema. If another process or handle holds the
+// file, Open gives up after opts.Timeout with an error wrapping ErrLocked
+// whose text says the database is locked by another process.
+func Open(path string, opts Options) (*DB, error) {
+	if path == "" {
+		return nil, fmt.Errorf("store: open: empty path: %w", ErrInvalid)
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	bdb, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout:         timeout,
+		NoFreelistSync:  true,
+		FreelistType:    bbolt.FreelistMapType,
+		NoSync:          opts.NoSync,
+		InitialMmapSize: initialMmapSize,
+	})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("store: open: database %s is locked by another process (waited %s): %w", path, timeout, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	db := &DB{bolt: bdb, path: path}
+	if err := db.migrate(); err != nil {
+		_ = bdb.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func (db *DB) migrate() error {
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		version, err := schemaVersion(meta)
+		if err != nil {
+			return err
+		}
+		if version > len(migrations) {
+			return fmt.Errorf("schema version %d is newer than this program's %d: %w", version, len(migrations), ErrInvalid)
+		}
+		if version == len(migrations) {
+			return nil
+		}
+		for i := version; i < len(migrations); i++ {
+			if err := migrations[i](tx); err != nil {
+				return fmt.Errorf("to version %d: %w", i+1, err)
+			}
+		}
+		return meta.Put(keySchemaVersion, []byte(strconv.Itoa(len(migrations))))
+	})
+	if err != nil {
+		return fmt.Errorf("store: migrate %s: %w", db.path, err)
+	}
+	return nil
+}
+
+func schemaVersion(meta *bbolt.Bucket) (int, error) {
+	v := meta.Get(keySchemaVersion)
+	if v == nil {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(string(v))
+	if err != nil {
+		return 0, fmt.Errorf("bad schema version %q: %w", v, err)
+	}
+	return n, nil
+}
+
+// SchemaVersion reports the schema version recorded in the file.
+func (db *DB) SchemaVersion() (int, error) {
+	var n int
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		var err error
+		n, err = schemaVersion(tx.Bucket(bucketMeta))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: schema version: %w", err)
+	}
+	return n, nil
+}
+
+// Close releases the file and its lock. Calls after the first are no-ops.
+func (db *DB) Close() error {
+	if err := db.bolt.Close(); err != nil {
+		return fmt.Errorf("store: close %s: %w", db.path, err)
+	}
+	return nil
+}
+
+// Path returns the database file's path.
+func (db *DB) Path() string { return db.path }
+
+// Tx is one bbolt transaction, valid only inside the function passed to
+// Update or View. It is not safe for concurrent use, and values it returns
+// stay valid after the transaction ends.
+type Tx struct {
+	tx *bbolt.Tx
+}
+
+// Update runs fn in one read-write transaction, committed (with fsync) if fn
+// returns nil and rolled back otherwise; fn's error is returned unchanged.
+// Writers are serialised, so batch many records (e.g. a fetched batch of
+// events) into one Update: each commit costs an fsync. fn must not call
+// other DB methods (that deadlocks or reads stale data); use tx's methods.
+func (db *DB) Update(fn func(tx *Tx) error) error {
+	var fnErr error
+	err := db.bolt.Update(func(btx *bbolt.Tx) error {
+		fnErr = fn(&Tx{tx: btx})
+		return fnErr
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	if err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// View runs fn in a read-only transaction that sees a consistent snapshot.
+// Write methods called on its Tx fail. Keep it short: a long read
+// transaction can delay a writer that needs to grow the file.
+func (db *DB) View(fn func(tx *Tx) error) error {
+	var fnErr error
+	err := db.bolt.View(func(btx *bbolt.Tx) error {
+		fnErr = fn(&Tx{tx: btx})
+		return fnErr
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	if err != nil {
+		return fmt.Errorf("store: view: %w", err)
+	}
+	return nil
+}
+
+// getJSON decodes the value at key into v and reports whether it existed.
+func getJSON(b *bbolt.Bucket, key string, v any) (bool, error) {
+	data := b.Get([]byte(key))
+	if data == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return true, fmt.Errorf("decode %q: %w", key, err)
+	}
+	return true, nil
+}
+
+func putJSON(b *bbolt.Bucket, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), data)
+}
+
+func u64(n uint64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), n)
+}
+
+func getU64(v []byte) uint64 {
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+// expired reports whether a record with the given expiry is no longer valid at now.
+func expired(expires, now time.Time) bool { return !now.Before(expires) }
