@@ -76,7 +76,9 @@ func Connect(ctx context.Context, opts Options) (*Bus, error) {
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("nats disconnected", "err", err)
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
@@ -173,9 +175,11 @@ func (b *Bus) ReplySubject(id string) string {
 // retried callback produces one message. It returns once JetStream has
 // acknowledged the event, or an error (then nothing may be assumed stored,
 // and the caller answers 503 so that WeChat retries). When wait > 0 and the
-// event is new, it then waits up to wait for the worker's reply and returns
-// it, or nil when none came in time; the worker then sends it itself.
+// event is new, it then waits for the worker's reply until wait has passed
+// since the call, and returns it, or nil when none came in time; the worker
+// then sends it itself.
 func (b *Bus) Publish(ctx context.Context, e Event, wait time.Duration) (*Reply, error) {
+	start := time.Now()
 	data, err := json.Marshal(e)
 	if err != nil {
 		return nil, fmt.Errorf("events: encode event %s: %w", e.ID, err)
@@ -203,7 +207,8 @@ func (b *Bus) Publish(ctx context.Context, e Event, wait time.Duration) (*Reply,
 	if wait <= 0 || ack.Duplicate {
 		return nil, nil
 	}
-	timer := time.NewTimer(wait)
+	// The wait counts from the start, so a slow publish shortens it.
+	timer := time.NewTimer(wait - time.Since(start))
 	defer timer.Stop()
 	select {
 	case m := <-replies:
