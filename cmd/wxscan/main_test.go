@@ -1,0 +1,296 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wxscan/wxscan/callback/wechatsim"
+	"github.com/wxscan/wxscan/events"
+)
+
+const (
+	testAppID  = "wxe2e0000000001"
+	testToken  = "e2etoken"
+	testAESKey = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+)
+
+// TestMain lets the test binary act as `wxscan` in a child process, so a
+// test can kill -9 a real serve.
+func TestMain(m *testing.M) {
+	if os.Getenv("WXSCAN_TEST_CHILD") == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+func testConfig(dir string) Config {
+	c := DefaultConfig()
+	c.Addr = "127.0.0.1:0"
+	c.DataDir = dir
+	c.NATSListen = "127.0.0.1:0"
+	c.AppID, c.Token, c.AESKey, c.AppSecret = testAppID, testToken, testAESKey, "e2esecret"
+	c.PublicURL = "http://127.0.0.1"
+	return c
+}
+
+// MustRunMain runs a whole wxscan process in-process and closes it at cleanup.
+func MustRunMain(tb testing.TB, cfg Config) *Main {
+	tb.Helper()
+	m := NewMain()
+	m.Config = cfg
+	m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := m.Config.Validate(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := m.Run(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { m.Close() })
+	return m
+}
+
+func simFor(m *Main, mode string) *wechatsim.Sim {
+	return &wechatsim.Sim{URL: "http://" + m.HTTPAddr() + "/wechat/callback", Token: testToken, AESKey: testAESKey, AppID: testAppID, Mode: mode}
+}
+
+func streamMsgs(tb testing.TB, m *Main) uint64 {
+	tb.Helper()
+	st, err := m.bus.JetStream().Stream(context.Background(), events.StreamName)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func TestServeEndToEnd(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Roles = []string{"callback"} // no workers: nothing waits for a reply here
+	m := MustRunMain(t, cfg)
+	ctx := context.Background()
+	base := "http://" + m.HTTPAddr()
+
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got, want := resp.StatusCode, 200; got != want {
+			t.Fatalf("%s=%d, want %d", path, got, want)
+		}
+	}
+	if res, err := simFor(m, "plain").Echo(ctx); err != nil || res.Status != 200 {
+		t.Fatalf("echo=%+v, %v", res, err)
+	}
+	for i, mode := range []string{"plain", "compat", "safe"} {
+		sim := simFor(m, mode)
+		req, err := sim.Build(wechatsim.Push{Kind: "location", OpenID: fmt.Sprintf("oE2E%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 { // WeChat's retries: same answer, one event
+			res, err := sim.Send(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Status != 200 || res.Body != "success" {
+				t.Fatalf("%s: %d %q", mode, res.Status, res.Body)
+			}
+		}
+	}
+	if got, want := streamMsgs(t, m), uint64(3); got != want {
+		t.Fatalf("stream msgs=%d, want %d", got, want)
+	}
+	// A wrong signature is refused and stores nothing.
+	bad := simFor(m, "plain")
+	bad.Token = "wrong"
+	req, _ := bad.Build(wechatsim.Push{Kind: "location", OpenID: "oBad"})
+	if res, _ := bad.Send(ctx, req); res.Status != http.StatusForbidden {
+		t.Fatalf("bad signature=%d, want 403", res.Status)
+	}
+	if got, want := streamMsgs(t, m), uint64(3); got != want {
+		t.Fatalf("stream msgs=%d after a refused request, want %d", got, want)
+	}
+}
+
+func TestValidateNamesTheSetting(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"no appid", map[string]string{"WXSCAN_APPID": ""}, "WXSCAN_APPID is required"},
+		{"no token", map[string]string{"WXSCAN_TOKEN": ""}, "WXSCAN_TOKEN is required"},
+		{"no secret for workers", map[string]string{"WXSCAN_APPSECRET": ""}, "WXSCAN_APPSECRET is required"},
+		{"no secret needed for callback only", map[string]string{"WXSCAN_APPSECRET": "", "WXSCAN_ROLES": "callback"}, ""},
+		{"no public url", map[string]string{"WXSCAN_PUBLIC_URL": ""}, "WXSCAN_PUBLIC_URL is required"},
+		{"short aes key", map[string]string{"WXSCAN_AES_KEY": "abc"}, "WXSCAN_AES_KEY is malformed"},
+		{"aes key not base64", map[string]string{"WXSCAN_AES_KEY": strings.Repeat("!", 43)}, "WXSCAN_AES_KEY is malformed"},
+		{"bad prev aes key", map[string]string{"WXSCAN_AES_KEY_PREV": "x"}, "WXSCAN_AES_KEY_PREV is malformed"},
+		{"bad role", map[string]string{"WXSCAN_ROLES": "web"}, `unknown role "web"`},
+		{"bad skew", map[string]string{"WXSCAN_MAX_SKEW": "soon"}, "WXSCAN_MAX_SKEW"},
+		{"ok", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{
+				"WXSCAN_APPID": testAppID, "WXSCAN_TOKEN": testToken, "WXSCAN_APPSECRET": "s",
+				"WXSCAN_PUBLIC_URL": "https://wx.example.com", "WXSCAN_AES_KEY": testAESKey,
+			}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			m := NewMain()
+			m.Stderr = io.Discard
+			m.Getenv = func(k string) string { return env[k] }
+			err := m.ParseFlags(context.Background(), nil)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("err=%v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("err=%v, want one line containing %q", err, tt.want)
+			}
+		})
+	}
+	// Flags win over the environment.
+	m := NewMain()
+	m.Getenv = func(k string) string {
+		return map[string]string{"WXSCAN_APPID": "a", "WXSCAN_TOKEN": "t", "WXSCAN_APPSECRET": "s", "WXSCAN_PUBLIC_URL": "https://x", "WXSCAN_ADDR": ":1"}[k]
+	}
+	if err := m.ParseFlags(context.Background(), []string{"--addr", ":2"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m.Config.Addr, ":2"; got != want {
+		t.Fatalf("addr=%q, want %q", got, want)
+	}
+}
+
+// child starts `wxscan serve` as a child process on dir and waits until it
+// prints its ready line; it returns the process and its HTTP address.
+func child(t *testing.T, dir string, extraEnv ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "serve")
+	cmd.Env = append(os.Environ(), "WXSCAN_TEST_CHILD=1",
+		"WXSCAN_ADDR=127.0.0.1:0", "WXSCAN_DATA_DIR="+dir, "WXSCAN_NATS_LISTEN=127.0.0.1:0",
+		"WXSCAN_APPID="+testAppID, "WXSCAN_TOKEN="+testToken, "WXSCAN_AES_KEY="+testAESKey,
+		"WXSCAN_APPSECRET=s", "WXSCAN_PUBLIC_URL=http://127.0.0.1", "WXSCAN_ROLES=callback")
+	cmd.Env = append(cmd.Env, extraEnv...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			if i := strings.Index(line, `"addr":"`); i >= 0 && strings.Contains(line, "wxscan ready") {
+				rest := line[i+len(`"addr":"`):]
+				addr <- rest[:strings.Index(rest, `"`)]
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return cmd, a
+	case <-time.After(20 * time.Second):
+		t.Fatal("child serve did not become ready")
+	}
+	return nil, ""
+}
+
+func TestKill9LosesNothingAnswered(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	dir := t.TempDir()
+	cmd, addr := child(t, dir)
+	sim := &wechatsim.Sim{URL: "http://" + addr + "/wechat/callback", Token: testToken, AppID: testAppID, Mode: "plain"}
+	ctx := context.Background()
+	accepted := 0
+	for i := range 200 {
+		req, err := sim.Build(wechatsim.Push{Kind: "location", OpenID: fmt.Sprintf("oKill%03d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := sim.Send(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status == 200 && res.Body == "success" {
+			accepted++
+		}
+	}
+	// SIGKILL right after the last "success".
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+
+	cfg := testConfig(dir)
+	cfg.Roles = []string{"callback"}
+	m := MustRunMain(t, cfg)
+	if got, want := streamMsgs(t, m), uint64(accepted); got != want {
+		t.Fatalf("after kill -9 and restart: stream msgs=%d, want %d (all answered success)", got, want)
+	}
+	if accepted != 200 {
+		t.Fatalf("accepted=%d, want 200", accepted)
+	}
+}
+
+func TestGracefulShutdownOnSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	cmd, _ := child(t, t.TempDir())
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve exited with %v after SIGTERM, want 0", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop on SIGTERM")
+	}
+}
+
+func BenchmarkStartup(b *testing.B) {
+	for b.Loop() {
+		m := NewMain()
+		m.Config = testConfig(b.TempDir())
+		m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		if err := m.Run(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		m.Close()
+	}
+}

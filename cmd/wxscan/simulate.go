@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wxscan/wxscan/callback/wechatsim"
+	"github.com/wxscan/wxscan/events"
+)
+
+const simulateUsage = `Usage: wxscan simulate <kind> [flags]
+
+Plays the WeChat server against a callback URL with WXSCAN_TOKEN, WXSCAN_AES_KEY
+and WXSCAN_APPID from the environment.
+
+Kinds: subscribe, unsubscribe, scan --code CODE, text --content TEXT, location,
+       click, view, echo (the URL check), load (a load test; see load --help)
+`
+
+// simFlags are the flags every simulate kind takes.
+type simFlags struct {
+	url, mode, openid, appid, account string
+	token, aesKey                     string
+}
+
+func (f *simFlags) bind(fs *flag.FlagSet, getenv func(string) string) {
+	server := getenv("WXSCAN_SERVER")
+	if server == "" {
+		server = DefaultConfig().Server
+	}
+	fs.StringVar(&f.url, "url", strings.TrimRight(server, "/")+"/wechat/callback", "callback URL")
+	fs.StringVar(&f.mode, "mode", "plain", "plain, compat or safe")
+	fs.StringVar(&f.openid, "openid", "oSimUser0001", "the sender's openid")
+	fs.StringVar(&f.appid, "appid", getenv("WXSCAN_APPID"), "the AppID (WXSCAN_APPID)")
+	fs.StringVar(&f.account, "account", "gh_wxscan_sim", "the account's gh_ id (ToUserName)")
+	f.token, f.aesKey = getenv("WXSCAN_TOKEN"), getenv("WXSCAN_AES_KEY")
+}
+
+func (f *simFlags) sim() (*wechatsim.Sim, error) {
+	if f.token == "" {
+		return nil, fmt.Errorf("WXSCAN_TOKEN is required (the Token the callback checks)")
+	}
+	return &wechatsim.Sim{URL: f.url, Token: f.token, AESKey: f.aesKey, AppID: f.appid, Mode: f.mode, Account: f.account}, nil
+}
+
+func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stdout, simulateUsage)
+		return nil
+	}
+	kind, args := args[0], args[1:]
+	if kind == "load" {
+		return runLoad(ctx, args, stdout, stderr, getenv)
+	}
+	fs := flag.NewFlagSet("wxscan simulate "+kind, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f simFlags
+	f.bind(fs, getenv)
+	code := fs.String("code", "", "scan: the ScanResult, e.g. EAN_13,6901234567892 or LOC:A-01")
+	content := fs.String("content", "", "text: the message")
+	eventKey := fs.String("event-key", "", "the EventKey")
+	retries := fs.Int("retries", 0, "send the very same request this many more times, as WeChat does")
+	concurrent := fs.Bool("concurrent", false, "send the retries at the same time instead of one after another")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	sim, err := f.sim()
+	if err != nil {
+		return err
+	}
+	if kind == "echo" {
+		res, err := sim.Echo(ctx)
+		fmt.Fprintf(stdout, "GET %d %s\n", res.Status, res.Body)
+		return err
+	}
+	req, err := sim.Build(wechatsim.Push{Kind: kind, OpenID: f.openid, Code: *code, Content: *content, EventKey: *eventKey})
+	if err != nil {
+		return err
+	}
+	n := 1 + max(*retries, 0)
+	results := make([]wechatsim.Result, n)
+	errs := make([]error, n)
+	send := func(i int) { results[i], errs[i] = sim.Send(ctx, req) }
+	if *concurrent {
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { send(i) })
+		}
+		wg.Wait()
+	} else {
+		for i := range n {
+			send(i)
+		}
+	}
+	failed := false
+	for i, res := range results {
+		label := "request"
+		if i > 0 {
+			label = fmt.Sprintf("retry %d", i)
+		}
+		if errs[i] != nil {
+			fmt.Fprintf(stdout, "%s: error: %v\n", label, errs[i])
+			failed = true
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: %d %s (%s)\n", label, res.Status, oneLine(res.Body), res.Latency.Round(time.Millisecond))
+		if res.Reply != "" && f.mode == wechatsim.ModeSafe {
+			fmt.Fprintf(stdout, "  decrypted reply: %s\n", oneLine(res.Reply))
+		}
+		failed = failed || res.Status != http.StatusOK
+	}
+	if failed {
+		return fmt.Errorf("the callback did not accept the %s", kind)
+	}
+	return nil
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 400 {
+		s = s[:400] + "…"
+	}
+	return s
+}
+
+const loadUsage = `Usage: wxscan simulate load [flags]
+
+Sends distinct, valid, signed pushes of one kind at a given concurrency for a
+given time and reports requests/s, p50/p99 latency and errors.
+
+Without --url it measures on this machine, in one run: a bare net/http handler
+that answers "success" (the baseline), then a real callback (embedded NATS with
+JetStream on a temporary directory, callback role), and prints the ratio and
+checks that the stream holds exactly one message per accepted event.
+`
+
+func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("wxscan simulate load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, loadUsage); fs.PrintDefaults() }
+	var f simFlags
+	f.bind(fs, getenv)
+	kind := fs.String("kind", "location", "location, scan, text, subscribe or click")
+	conc := fs.Int("concurrency", 32, "requests in flight")
+	dur := fs.Duration("duration", 5*time.Second, "how long each run lasts")
+	rate := fs.Float64("rate", 0, "requests per second (0: as fast as answered)")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	lc := wechatsim.LoadConfig{Kind: *kind, Concurrency: *conc, Duration: *dur, Rate: *rate}
+	target := false
+	fs.Visit(func(fl *flag.Flag) { target = target || fl.Name == "url" })
+	if target {
+		sim, err := f.sim()
+		if err != nil {
+			return err
+		}
+		rep, err := sim.Load(ctx, lc)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(stdout).Encode(rep)
+		}
+		fmt.Fprintf(stdout, "%s %s: %s\n", *kind, f.mode, rep)
+		return nil
+	}
+	res, err := selfLoad(ctx, f.mode, lc, stderr)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(res)
+	}
+	fmt.Fprintf(stdout, "baseline (bare net/http):  %s\n", res.Baseline)
+	fmt.Fprintf(stdout, "wxscan callback (%s, %s): %s\n", *kind, f.mode, res.Callback)
+	fmt.Fprintf(stdout, "ratio callback/baseline req/s: %.2f\n", res.Ratio)
+	fmt.Fprintf(stdout, "stream messages: %d for %d accepted events\n", res.StreamMsgs, res.Callback.OK)
+	if res.StreamMsgs != uint64(res.Callback.OK) || res.Callback.Errors > 0 {
+		return fmt.Errorf("expected no errors and one stream message per accepted event")
+	}
+	return nil
+}
+
+// SelfLoad is a measured comparison of the callback with a bare handler.
+type SelfLoad struct {
+	Baseline   wechatsim.LoadReport `json:"baseline"`
+	Callback   wechatsim.LoadReport `json:"callback"`
+	Ratio      float64              `json:"ratio"`
+	StreamMsgs uint64               `json:"stream_msgs"`
+}
+
+// selfLoad runs lc against a bare handler and then against a callback of
+// its own (embedded NATS in a temporary directory), in this process.
+func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, stderr io.Writer) (SelfLoad, error) {
+	var out SelfLoad
+	dir, err := os.MkdirTemp("", "wxscan-load-")
+	if err != nil {
+		return out, err
+	}
+	defer os.RemoveAll(dir)
+	token, aesKey, appid := randomHexStr(16), randomAESKey(), "wxload"+randomHexStr(5)
+
+	bare, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return out, err
+	}
+	bareSrv := &http.Server{Handler: wechatsim.BareHandler()}
+	go bareSrv.Serve(bare)
+	defer bareSrv.Close()
+
+	m := NewMain()
+	m.Config.Addr = "127.0.0.1:0"
+	m.Config.DataDir = dir
+	m.Config.NATSListen = "off"
+	m.Config.Roles = []string{"callback"}
+	m.Config.AppID, m.Config.Token, m.Config.AESKey = appid, token, aesKey
+	m.Config.PublicURL = "http://127.0.0.1"
+	m.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := m.Config.Validate(); err != nil {
+		return out, err
+	}
+	if err := m.Run(ctx); err != nil {
+		return out, err
+	}
+	defer m.Close()
+
+	sim := func(url string) *wechatsim.Sim {
+		return &wechatsim.Sim{URL: url, Token: token, AESKey: aesKey, AppID: appid, Mode: mode}
+	}
+	if out.Baseline, err = sim("http://"+bare.Addr().String()+"/wechat/callback").Load(ctx, lc); err != nil {
+		return out, err
+	}
+	if out.Callback, err = sim("http://"+m.HTTPAddr()+"/wechat/callback").Load(ctx, lc); err != nil {
+		return out, err
+	}
+	if out.Baseline.RPS > 0 {
+		out.Ratio = out.Callback.RPS / out.Baseline.RPS
+	}
+	st, err := m.bus.JetStream().Stream(ctx, events.StreamName)
+	if err != nil {
+		return out, err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return out, err
+	}
+	out.StreamMsgs = info.State.Msgs
+	return out, nil
+}
+
+func randomHexStr(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)[:n]
+}
+
+// randomAESKey returns a fresh 43-character EncodingAESKey.
+func randomAESKey() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return strings.TrimRight(base64.StdEncoding.EncodeToString(b), "=")
+}
