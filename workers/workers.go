@@ -1,0 +1,351 @@
+// Package workers is wxscan's behaviour: it consumes the WECHAT stream
+// (subscribe, unsubscribe, scans, text), binds staff through WeChat's OAuth
+// web authorization, records stocktake scans in the store and replies in the
+// chat. It holds the AppSecret (through wechatapi) and owns the store.
+package workers
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wxscan/wxscan/events"
+	"github.com/wxscan/wxscan/store"
+	"github.com/wxscan/wxscan/workers/wechatapi"
+)
+
+// Config configures a Service. Zero values take the defaults noted.
+type Config struct {
+	AppID string
+	// PublicURL is WXSCAN_PUBLIC_URL: the base of the bind link and the
+	// OAuth redirect_uri.
+	PublicURL string
+	// OAuthBase is WXSCAN_OAUTH_BASE (default https://open.weixin.qq.com).
+	OAuthBase string
+	// Scope is the OAuth scope: snsapi_base (default) or snsapi_userinfo.
+	Scope  string
+	DB     *store.DB
+	Bus    *events.Bus
+	WeChat *wechatapi.Client
+	// Consumer tunes the durable consumer (name "workers" by default).
+	Consumer events.ConsumerConfig
+	// ReplyConcurrency bounds replies delivered at once (default 32).
+	ReplyConcurrency int
+	// StateTTL (10 min), SessionTTL (30 min) and CodeTTL (5 min) bound the
+	// OAuth state, the page session and the code-exchange memo.
+	StateTTL, SessionTTL, CodeTTL time.Duration
+	Now                           func() time.Time
+	Logger                        *slog.Logger
+}
+
+// Service runs the workers. Its methods are safe for concurrent use.
+type Service struct {
+	cfg Config
+	db  *store.DB
+	bus *events.Bus
+	wx  *wechatapi.Client
+	log *slog.Logger
+	now func() time.Time
+
+	mu       sync.Mutex
+	consumer *events.Consumer
+	subs     []interface{ Drain() error }
+}
+
+// New checks cfg and returns a Service; Start runs it.
+func New(cfg Config) (*Service, error) {
+	if cfg.DB == nil || cfg.Bus == nil || cfg.WeChat == nil {
+		return nil, errors.New("workers: DB, Bus and WeChat are required")
+	}
+	if cfg.PublicURL == "" {
+		return nil, errors.New("workers: WXSCAN_PUBLIC_URL is required")
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.OAuthBase == "" {
+		cfg.OAuthBase = wechatapi.DefaultOAuthBase
+	}
+	if cfg.Scope == "" {
+		cfg.Scope = wechatapi.ScopeBase
+	}
+	if cfg.ReplyConcurrency <= 0 {
+		cfg.ReplyConcurrency = 32
+	}
+	if cfg.StateTTL <= 0 {
+		cfg.StateTTL = 10 * time.Minute
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 30 * time.Minute
+	}
+	if cfg.CodeTTL <= 0 {
+		cfg.CodeTTL = 5 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Consumer.Durable == "" {
+		cfg.Consumer.Durable = "workers"
+	}
+	return &Service{cfg: cfg, db: cfg.DB, bus: cfg.Bus, wx: cfg.WeChat, log: cfg.Logger, now: cfg.Now}, nil
+}
+
+// Start runs the consumer and answers the staff pages' operations until
+// Stop.
+func (s *Service) Start(ctx context.Context) error {
+	for op, h := range map[string]events.RPCHandler{
+		events.OpBindStart:     rpc(s.bindStart),
+		events.OpOAuthCallback: rpc(s.oauthCallback),
+		events.OpBindSubmit:    rpc(s.bindSubmit),
+		events.OpScanPage:      rpc(s.scanPage),
+		events.OpScanSubmit:    rpc(s.scanSubmit),
+	} {
+		sub, err := s.bus.Serve(op, h)
+		if err != nil {
+			s.Stop()
+			return err
+		}
+		s.mu.Lock()
+		s.subs = append(s.subs, sub)
+		s.mu.Unlock()
+	}
+	c, err := s.bus.Consume(ctx, s.cfg.Consumer, s.HandleBatch)
+	if err != nil {
+		s.Stop()
+		return err
+	}
+	s.mu.Lock()
+	s.consumer = c
+	s.mu.Unlock()
+	return nil
+}
+
+// Ready reports whether the consumer is running.
+func (s *Service) Ready() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.consumer == nil || !s.consumer.Running() {
+		return errors.New("workers: consumer not running")
+	}
+	return nil
+}
+
+// Stop stops answering operations and finishes the batch in hand.
+func (s *Service) Stop() {
+	s.mu.Lock()
+	subs, c := s.subs, s.consumer
+	s.subs, s.consumer = nil, nil
+	s.mu.Unlock()
+	for _, sub := range subs {
+		_ = sub.Drain()
+	}
+	if c != nil {
+		c.Stop()
+	}
+}
+
+// HandleBatch processes one fetched batch of events in one store
+// transaction, then delivers their replies. It may run more than once for
+// an event (JetStream redelivers until acked); it is idempotent on the event
+// id: a processed event records nothing new, and only its undelivered reply
+// (kept in the store's outbox in the same transaction) is sent again.
+func (s *Service) HandleBatch(ctx context.Context, evs []events.Event) []error {
+	errs := make([]error, len(evs))
+	replies := make([]*events.Reply, len(evs))
+	now := s.now()
+	err := s.db.Update(func(tx *store.Tx) error {
+		seen := make(map[string]bool, len(evs))
+		for i, e := range evs {
+			if seen[e.ID] { // the same event twice in one batch: once is enough
+				continue
+			}
+			seen[e.ID] = true
+			done, err := tx.Processed(e.ID)
+			if err != nil {
+				return err
+			}
+			if done {
+				b, err := tx.Outbox(e.ID)
+				if err != nil {
+					return err
+				}
+				if b != nil {
+					var r events.Reply
+					if err := json.Unmarshal(b, &r); err == nil {
+						replies[i] = &r
+					}
+				}
+				continue
+			}
+			r, err := s.apply(tx, e)
+			if err != nil {
+				if isStoreFailure(err) {
+					return err
+				}
+				errs[i] = events.Permanent(err)
+				continue
+			}
+			if err := tx.MarkProcessed(e.ID, now); err != nil {
+				return err
+			}
+			if r != nil {
+				b, err := json.Marshal(r)
+				if err != nil {
+					return err
+				}
+				if err := tx.PutOutbox(e.ID, b); err != nil {
+					return err
+				}
+				replies[i] = r
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		err = fmt.Errorf("workers: record batch of %d: %w", len(evs), err)
+		s.log.Error("batch not recorded; will retry", "err", err)
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	s.deliver(ctx, evs, replies, errs)
+	return errs
+}
+
+// isStoreFailure tells a failing store (retry the whole batch) from an event
+// the rules refuse (never valid).
+func isStoreFailure(err error) bool {
+	return !errors.Is(err, store.ErrInvalid) && !errors.Is(err, errInvalidEvent)
+}
+
+var errInvalidEvent = errors.New("invalid event")
+
+// deliver hands each reply to exactly one path: the callback still holding
+// WeChat's request (passive reply) or message/custom/send. Replies to one
+// person go out in event order; different people's go out concurrently.
+// Delivered replies leave the outbox; a transient failure leaves the reply
+// there and the event is retried; a permanent one (e.g. 45015) dead-letters
+// the event.
+func (s *Service) deliver(ctx context.Context, evs []events.Event, replies []*events.Reply, errs []error) {
+	var order []string
+	byUser := map[string][]int{}
+	for i, r := range replies {
+		if r == nil {
+			continue
+		}
+		if _, ok := byUser[r.ToUser]; !ok {
+			order = append(order, r.ToUser)
+		}
+		byUser[r.ToUser] = append(byUser[r.ToUser], i)
+	}
+	var (
+		mu        sync.Mutex
+		delivered []string
+		wg        sync.WaitGroup
+		sem       = make(chan struct{}, s.cfg.ReplyConcurrency)
+	)
+	for _, user := range order {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			for _, i := range byUser[user] {
+				e := evs[i]
+				path, err := s.sendReply(ctx, *replies[i])
+				if err != nil {
+					if wechatapi.Permanent(err) {
+						err = events.Permanent(err)
+					}
+					errs[i] = fmt.Errorf("workers: reply to %s: %w", e.ID, err)
+					continue
+				}
+				s.log.Debug("reply delivered", "event_id", e.ID, "path", path, "request_id", e.RequestID)
+				mu.Lock()
+				delivered = append(delivered, e.ID)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.db.DeleteOutbox(delivered...); err != nil {
+		// A later redelivery would send them again; nothing is redelivered
+		// after an ack, so this only leaves stale entries.
+		s.log.Warn("outbox cleanup failed", "err", err)
+	}
+}
+
+// sendReply offers r to a waiting callback, else sends it with custom send.
+func (s *Service) sendReply(ctx context.Context, r events.Reply) (string, error) {
+	taken, err := s.bus.OfferReply(ctx, r)
+	if err != nil {
+		s.log.Warn("offer passive reply", "event_id", r.EventID, "err", err)
+	}
+	if taken {
+		return "passive", nil
+	}
+	if err := s.wx.SendText(ctx, r.ToUser, r.Content); err != nil {
+		return "", err
+	}
+	return "custom_send", nil
+}
+
+// apply runs one new event's rules inside tx and returns its reply, if any.
+func (s *Service) apply(tx *store.Tx, e events.Event) (*events.Reply, error) {
+	reply := func(text string) *events.Reply {
+		return &events.Reply{EventID: e.ID, ToUser: e.From, FromUser: e.To, Content: text}
+	}
+	switch {
+	case e.MsgType == "event" && strings.EqualFold(e.Event, "subscribe"):
+		b, err := tx.BindingByOpenID(e.From)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return reply(msgWelcome(s.cfg.PublicURL)), nil
+		case err != nil:
+			return nil, err
+		}
+		if b.State != store.StateActive {
+			if err := tx.SetBindingState(e.From, store.StateActive); err != nil {
+				return nil, err
+			}
+		}
+		return reply(msgWelcomeBack(b.Name)), nil
+	case e.MsgType == "event" && strings.EqualFold(e.Event, "unsubscribe"):
+		err := tx.SetBindingState(e.From, store.StateSuspended)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		return nil, nil
+	case e.IsScan():
+		out, err := s.scan(tx, e.From, e.ScanType, e.ScanResult, scanTime(e), e.ID)
+		if err != nil {
+			return nil, err
+		}
+		return reply(out.message), nil
+	case e.MsgType == "text":
+		return reply(msgHelp(s.cfg.PublicURL)), nil
+	}
+	return nil, nil
+}
+
+func scanTime(e events.Event) time.Time {
+	if e.CreateTime > 0 {
+		return time.Unix(e.CreateTime, 0).UTC()
+	}
+	return e.ReceivedAt
+}
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("workers: crypto/rand: %v", err))
+	}
+	return hex.EncodeToString(b)
+}
