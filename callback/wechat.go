@@ -1,7 +1,8 @@
 // Package callback is wxscan's HTTP side: the WeChat callback endpoint
 // (signature checks, AES decryption, publishing the event), the health
 // checks, and the WeChat crypto that `wxscan simulate` shares. It holds no
-// state and no AppSecret; it reaches the workers only through a Publisher,
+// state and no AppSecret; it reaches the workers only through two small
+// interfaces, Publisher (the WeChat endpoint) and Workers (the staff pages),
 // so nothing here depends on NATS.
 package callback
 
