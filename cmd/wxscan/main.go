@@ -54,6 +54,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		err = runServe(ctx, rest, stderr, getenv)
+	case "dev":
+		err = runDev(ctx, rest, stdout, stderr, getenv)
+	case "fakewechat":
+		err = runFakeWeChat(ctx, rest, stderr, getenv)
 	case "simulate":
 		err = runSimulate(ctx, rest, stdout, stderr, getenv)
 	default:

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/wxscan/wxscan/callback/wechatsim"
 	"github.com/wxscan/wxscan/events"
+	"github.com/wxscan/wxscan/store"
+	"github.com/wxscan/wxscan/workers/fakewechat"
 )
 
 const (
@@ -292,5 +295,121 @@ func BenchmarkStartup(b *testing.B) {
 			b.Fatal(err)
 		}
 		m.Close()
+	}
+}
+
+// prepareData writes a staff directory, a binding and an open stocktake
+// into dir's store before a process takes the directory.
+func prepareData(tb testing.TB, dir string, openids ...string) {
+	tb.Helper()
+	db, err := store.Open(dbPath(dir), store.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
+	if _, _, err := db.ImportStaff(devStaff); err != nil {
+		tb.Fatal(err)
+	}
+	for _, o := range openids {
+		if _, err := db.Bind(o, "E001", "", time.Now()); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if _, err := db.OpenStocktake("kill drill", time.Now()); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func TestKill9WorkersMidLoadLosesAndDoublesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	dir := t.TempDir()
+	prepareData(t, dir, "oKiller")
+	fake := httptest.NewServer(fakewechat.New(fakewechat.Config{}))
+	defer fake.Close()
+	env := []string{"WXSCAN_ROLES=callback,workers", "WXSCAN_API_BASE=" + fake.URL, "WXSCAN_OAUTH_BASE=" + fake.URL}
+	cmd, addr := child(t, dir, env...)
+	sim := &wechatsim.Sim{URL: "http://" + addr + "/wechat/callback", Token: testToken, AppID: testAppID, Mode: "plain"}
+	ctx := context.Background()
+	accepted := map[string]bool{}
+	sent := map[string]bool{}
+	killed := false
+	for i := 0; i < 400; i++ {
+		code := fmt.Sprintf("CODE_128,K%04d", i)
+		req, err := sim.Build(wechatsim.Push{Kind: "scan", OpenID: "oKiller", Code: code})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent[code] = true
+		if i == 150 {
+			go func() { cmd.Process.Signal(syscall.SIGKILL) }() // mid-load
+			killed = true
+		}
+		res, err := sim.Send(ctx, req)
+		if err != nil {
+			if killed {
+				break
+			}
+			t.Fatal(err)
+		}
+		if res.Status == 200 {
+			accepted[code] = true
+		}
+	}
+	cmd.Wait()
+	if len(accepted) < 100 {
+		t.Fatalf("only %d scans accepted before the kill", len(accepted))
+	}
+	cfg := testConfig(dir)
+	cfg.APIBase, cfg.OAuthBase = fake.URL, fake.URL
+	m := NewMain()
+	m.Config = cfg
+	m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := m.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	// The unacked batch comes back after AckWait (30 s by default); wait
+	// until every accepted scan is recorded.
+	deadline := time.Now().Add(60 * time.Second)
+	var scans []store.Scan
+	for {
+		st, err := m.workers.db.OpenStocktakeNow()
+		if err != nil {
+			t.Fatal(err)
+		}
+		scans, err = m.workers.db.Scans(st.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, s := range scans {
+			got[s.CodeType+","+s.Code] = true
+		}
+		missing := 0
+		for c := range accepted {
+			if !got[c] {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d accepted scans missing after restart", missing)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	seen := map[string]bool{}
+	for _, s := range scans {
+		code := s.CodeType + "," + s.Code
+		if seen[code] {
+			t.Fatalf("scan %s recorded twice", code)
+		}
+		seen[code] = true
+		if !sent[code] {
+			t.Fatalf("scan %s was never sent", code)
+		}
 	}
 }

@@ -130,6 +130,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 		mux.Handle(callback.CallbackPath, h)
+		pages, err := callback.NewPages(callback.PagesConfig{PublicURL: cfg.PublicURL, Logger: log}, bus)
+		if err != nil {
+			return err
+		}
+		for _, p := range []string{callback.BindPath, callback.OAuthCallbackPath, callback.ScanPath, callback.ScansAPIPath} {
+			mux.Handle(p, pages)
+		}
 	}
 	if m.workers != nil {
 		if err := m.workers.start(ctx, bus, mux); err != nil {
@@ -143,7 +150,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
 	m.ln = ln
-	m.httpSrv = &http.Server{
+	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
@@ -151,8 +158,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		IdleTimeout:       90 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	m.httpSrv = srv
 	go func() {
-		if err := m.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", "err", err)
 		}
 	}()

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -27,7 +28,9 @@ Plays the WeChat server against a callback URL with WXSCAN_TOKEN, WXSCAN_AES_KEY
 and WXSCAN_APPID from the environment.
 
 Kinds: subscribe, unsubscribe, scan --code CODE, text --content TEXT, location,
-       click, view, echo (the URL check), load (a load test; see load --help)
+       click, view, echo (the URL check), load (a load test; see load --help),
+       bind --employee NO --bind-code CODE (plays the staff member's phone on
+       the /bind pages, through a fake WeChat authorize page)
 `
 
 // simFlags are the flags every simulate kind takes.
@@ -69,6 +72,8 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	fs.SetOutput(stderr)
 	var f simFlags
 	f.bind(fs, getenv)
+	employee := fs.String("employee", "", "bind: the employee_no")
+	bindCode := fs.String("bind-code", "", "bind: the bind_code")
 	code := fs.String("code", "", "scan: the ScanResult, e.g. EAN_13,6901234567892 or LOC:A-01")
 	content := fs.String("content", "", "text: the message")
 	eventKey := fs.String("event-key", "", "the EventKey")
@@ -80,6 +85,9 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	sim, err := f.sim()
 	if err != nil {
 		return err
+	}
+	if kind == "bind" {
+		return simulateBind(ctx, f.openid, *employee, *bindCode, stdout, getenv)
 	}
 	if kind == "echo" {
 		res, err := sim.Echo(ctx)
@@ -116,9 +124,9 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer, g
 			failed = true
 			continue
 		}
-		fmt.Fprintf(stdout, "%s: %d %s (%s)\n", label, res.Status, oneLine(res.Body), res.Latency.Round(time.Millisecond))
+		fmt.Fprintf(stdout, "%s: %d %s (%s)\n", label, res.Status, foldLine(res.Body), res.Latency.Round(time.Millisecond))
 		if res.Reply != "" && f.mode == wechatsim.ModeSafe {
-			fmt.Fprintf(stdout, "  decrypted reply: %s\n", oneLine(res.Reply))
+			fmt.Fprintf(stdout, "  decrypted reply: %s\n", foldLine(res.Reply))
 		}
 		failed = failed || res.Status != http.StatusOK
 	}
@@ -126,14 +134,6 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		return fmt.Errorf("the callback did not accept the %s", kind)
 	}
 	return nil
-}
-
-func oneLine(s string) string {
-	s = strings.ReplaceAll(s, "\n", " ")
-	if len(s) > 400 {
-		s = s[:400] + "…"
-	}
-	return s
 }
 
 const loadUsage = `Usage: wxscan simulate load [flags]
@@ -274,4 +274,58 @@ func randomAESKey() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	return strings.TrimRight(base64.StdEncoding.EncodeToString(b), "=")
+}
+
+// simulateBind plays the staff member's phone through /bind.
+func simulateBind(ctx context.Context, openid, employee, code string, stdout io.Writer, getenv func(string) string) error {
+	if employee == "" || code == "" {
+		return fmt.Errorf("bind needs --employee and --bind-code")
+	}
+	server := getenv("WXSCAN_SERVER")
+	if server == "" {
+		server = DefaultConfig().Server
+	}
+	p := &wechatsim.Phone{Server: server}
+	res, err := p.Bind(ctx, openid, employee, code)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "POST /bind: %d %s\n", res.Status, pageText(res.Body))
+	if res.Status != http.StatusOK {
+		return fmt.Errorf("binding refused (%d)", res.Status)
+	}
+	return nil
+}
+
+var scriptOrStyle = regexp.MustCompile(`(?s)<(script|style)[^>]*>.*?</(script|style)>`)
+
+// pageText is a page's visible text on one line, roughly.
+func pageText(html string) string {
+	if i := strings.Index(html, "<body"); i >= 0 {
+		html = html[i:]
+	}
+	html = scriptOrStyle.ReplaceAllString(html, " ")
+	var b strings.Builder
+	in := false
+	for _, r := range html {
+		switch {
+		case r == '<':
+			in = true
+		case r == '>':
+			in = false
+			b.WriteByte(' ')
+		case !in:
+			b.WriteRune(r)
+		}
+	}
+	return foldLine(strings.Join(strings.Fields(b.String()), " "))
+}
+
+// foldLine keeps a page or answer on one short line for the terminal.
+func foldLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > 300 {
+		s = string(r[:300]) + "…"
+	}
+	return s
 }

@@ -2,37 +2,81 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 
 	"github.com/wxscan/wxscan/events"
 	"github.com/wxscan/wxscan/store"
+	"github.com/wxscan/wxscan/workers"
+	"github.com/wxscan/wxscan/workers/admin"
+	"github.com/wxscan/wxscan/workers/wechatapi"
 )
 
 // workersRole is the workers side of a process: the store it owns, the
-// consumers and the admin API.
+// WeChat API client, the consumers and the admin API.
 type workersRole struct {
 	cfg Config
 	log *slog.Logger
 	db  *store.DB
+	wx  *wechatapi.Client
+	svc *workers.Service
+	// consumer tunes the durable consumer (tests shorten AckWait).
+	consumer events.ConsumerConfig
 }
 
 // openWorkers takes the data directory: it opens (and locks) the bbolt file.
+// A second process on the same directory fails here within the store's
+// lock timeout.
 func openWorkers(cfg Config, log *slog.Logger) (*workersRole, error) {
 	db, err := store.Open(dbPath(cfg.DataDir), store.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("data directory %s is locked or in use by another wxscan process: %w", cfg.DataDir, err)
+	if errors.Is(err, store.ErrLocked) {
+		return nil, fmt.Errorf("data directory %s is locked: another wxscan process is using it (%w)", cfg.DataDir, err)
 	}
-	return &workersRole{cfg: cfg, log: log, db: db}, nil
+	if err != nil {
+		return nil, fmt.Errorf("open data directory %s: %w", cfg.DataDir, err)
+	}
+	wx, err := wechatapi.New(wechatapi.Config{BaseURL: cfg.APIBase, AppID: cfg.AppID, AppSecret: cfg.AppSecret, Cache: db, Logger: log})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &workersRole{cfg: cfg, log: log, db: db, wx: wx}, nil
 }
 
+// start runs the consumer and the pages' operations, and mounts the admin
+// API (the process with the workers role serves it: it owns the store).
 func (w *workersRole) start(ctx context.Context, bus *events.Bus, mux *http.ServeMux) error {
+	svc, err := workers.New(workers.Config{
+		AppID: w.cfg.AppID, PublicURL: w.cfg.PublicURL, OAuthBase: w.cfg.OAuthBase,
+		DB: w.db, Bus: bus, WeChat: w.wx, Logger: w.log, Consumer: w.consumer,
+	})
+	if err != nil {
+		return err
+	}
+	if err := svc.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	w.svc = svc
+	mux.Handle("/admin/", admin.New(admin.Config{
+		Token: w.cfg.AdminToken, DB: w.db, Bus: bus, WeChat: w.wx, PublicURL: w.cfg.PublicURL, Logger: w.log,
+	}))
 	return nil
 }
 
-func (w *workersRole) ready() error { return nil }
+func (w *workersRole) ready() error {
+	if w.svc == nil {
+		return errors.New("workers not started")
+	}
+	return w.svc.Ready()
+}
 
-func (w *workersRole) stop() error { return nil }
+func (w *workersRole) stop() error {
+	if w.svc != nil {
+		w.svc.Stop()
+	}
+	return nil
+}
 
 func (w *workersRole) closeStore() error { return w.db.Close() }
