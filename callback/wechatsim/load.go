@@ -23,6 +23,9 @@ type LoadConfig struct {
 	Rate float64
 	// RunID makes openids and codes distinct across runs against one server.
 	RunID string
+	// OpenIDs, when set, are the senders, round robin (e.g. bound staff, so
+	// that scans are recorded); by default every push has its own openid.
+	OpenIDs []string
 }
 
 // LoadReport is what a load run measured.
@@ -151,6 +154,9 @@ func (s *Sim) Load(ctx context.Context, cfg LoadConfig) (LoadReport, error) {
 func (s *Sim) loadPush(cfg LoadConfig, worker, i int) Push {
 	id := cfg.RunID + "w" + strconv.Itoa(worker) + "n" + strconv.Itoa(i)
 	p := Push{Kind: cfg.Kind, OpenID: "oLoad" + id}
+	if n := len(cfg.OpenIDs); n > 0 {
+		p.OpenID = cfg.OpenIDs[(worker+i)%n]
+	}
 	switch cfg.Kind {
 	case "scan":
 		p.Code = "CODE_128,ITEM-" + strings.ToUpper(id)

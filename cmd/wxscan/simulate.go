@@ -20,6 +20,8 @@ import (
 
 	"github.com/wxscan/wxscan/callback/wechatsim"
 	"github.com/wxscan/wxscan/events"
+	"github.com/wxscan/wxscan/store"
+	"github.com/wxscan/wxscan/workers/fakewechat"
 )
 
 const simulateUsage = `Usage: wxscan simulate <kind> [flags]
@@ -158,10 +160,17 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	dur := fs.Duration("duration", 5*time.Second, "how long each run lasts")
 	rate := fs.Float64("rate", 0, "requests per second (0: as fast as answered)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	openids := fs.String("openids", "", "comma-separated senders, round robin (e.g. bound staff); default: a new openid per push")
+	roles := fs.String("roles", "callback", "self-hosted: the roles to run (callback,workers also records scans, with a fake WeChat API)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	lc := wechatsim.LoadConfig{Kind: *kind, Concurrency: *conc, Duration: *dur, Rate: *rate}
+	for _, o := range strings.Split(*openids, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			lc.OpenIDs = append(lc.OpenIDs, o)
+		}
+	}
 	target := false
 	fs.Visit(func(fl *flag.Flag) { target = target || fl.Name == "url" })
 	if target {
@@ -179,7 +188,13 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		fmt.Fprintf(stdout, "%s %s: %s\n", *kind, f.mode, rep)
 		return nil
 	}
-	res, err := selfLoad(ctx, f.mode, lc, stderr)
+	var rl []string
+	for _, r := range strings.Split(*roles, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			rl = append(rl, r)
+		}
+	}
+	res, err := selfLoad(ctx, f.mode, lc, rl, stderr)
 	if err != nil {
 		return err
 	}
@@ -190,6 +205,11 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	fmt.Fprintf(stdout, "wxscan callback (%s, %s): %s\n", *kind, f.mode, res.Callback)
 	fmt.Fprintf(stdout, "ratio callback/baseline req/s: %.2f\n", res.Ratio)
 	fmt.Fprintf(stdout, "stream messages: %d for %d accepted events\n", res.StreamMsgs, res.Callback.OK)
+	if res.Scans > 0 {
+		fmt.Fprintf(stdout, "scans recorded: %d, %.0f/s end to end (callback accepted %.0f/s): ratio %.2f\n",
+			res.Scans, res.ScansPerSec, float64(res.Callback.OK)/res.Callback.Elapsed.Seconds(),
+			res.ScansPerSec/(float64(res.Callback.OK)/res.Callback.Elapsed.Seconds()))
+	}
 	if res.StreamMsgs != uint64(res.Callback.OK) || res.Callback.Errors > 0 {
 		return fmt.Errorf("expected no errors and one stream message per accepted event")
 	}
@@ -202,11 +222,20 @@ type SelfLoad struct {
 	Callback   wechatsim.LoadReport `json:"callback"`
 	Ratio      float64              `json:"ratio"`
 	StreamMsgs uint64               `json:"stream_msgs"`
+	// With the workers role: scans recorded, and per second from the start
+	// of the load until the last one was recorded.
+	Scans       int     `json:"scans_recorded,omitempty"`
+	ScansPerSec float64 `json:"scans_per_sec,omitempty"`
 }
 
-// selfLoad runs lc against a bare handler and then against a callback of
-// its own (embedded NATS in a temporary directory), in this process.
-func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, stderr io.Writer) (SelfLoad, error) {
+// loadStaff is how many bound staff a self-hosted scan load scans as.
+const loadStaff = 64
+
+// selfLoad runs lc against a bare handler and then against a wxscan of its
+// own (embedded NATS in a temporary directory, the given roles; with the
+// workers, a fake WeChat API and bound staff with an open stocktake), in
+// this process.
+func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles []string, stderr io.Writer) (SelfLoad, error) {
 	var out SelfLoad
 	dir, err := os.MkdirTemp("", "wxscan-load-")
 	if err != nil {
@@ -214,6 +243,7 @@ func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, stderr 
 	}
 	defer os.RemoveAll(dir)
 	token, aesKey, appid := randomHexStr(16), randomAESKey(), "wxload"+randomHexStr(5)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	bare, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -224,14 +254,27 @@ func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, stderr 
 	defer bareSrv.Close()
 
 	m := NewMain()
-	m.Config.Addr = "127.0.0.1:0"
-	m.Config.DataDir = dir
-	m.Config.NATSListen = "off"
-	m.Config.Roles = []string{"callback"}
-	m.Config.AppID, m.Config.Token, m.Config.AESKey = appid, token, aesKey
-	m.Config.PublicURL = "http://127.0.0.1"
-	m.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if err := m.Config.Validate(); err != nil {
+	c := &m.Config
+	c.Addr, c.DataDir, c.NATSListen, c.Roles = "127.0.0.1:0", dir, "off", roles
+	c.AppID, c.Token, c.AESKey, c.AppSecret = appid, token, aesKey, "load-secret"
+	c.PublicURL = "http://127.0.0.1"
+	m.Logger = log
+	workers := c.HasRole("workers")
+	if workers {
+		fake, ln, err := serveFake("127.0.0.1:0", fakewechat.Config{Logger: log})
+		if err != nil {
+			return out, err
+		}
+		defer fake.Close()
+		c.APIBase, c.OAuthBase = "http://"+ln.Addr().String(), "http://"+ln.Addr().String()
+		if lc.Kind == "scan" {
+			lc.OpenIDs = prepareLoadStaff(dir)
+			if lc.OpenIDs == nil {
+				return out, fmt.Errorf("prepare load staff failed")
+			}
+		}
+	}
+	if err := c.Validate(); err != nil {
 		return out, err
 	}
 	if err := m.Run(ctx); err != nil {
@@ -245,6 +288,7 @@ func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, stderr 
 	if out.Baseline, err = sim("http://"+bare.Addr().String()+"/wechat/callback").Load(ctx, lc); err != nil {
 		return out, err
 	}
+	start := time.Now()
 	if out.Callback, err = sim("http://"+m.HTTPAddr()+"/wechat/callback").Load(ctx, lc); err != nil {
 		return out, err
 	}
@@ -260,7 +304,50 @@ func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, stderr 
 		return out, err
 	}
 	out.StreamMsgs = info.State.Msgs
+	if workers && lc.Kind == "scan" {
+		// Wait for the workers to record every accepted scan.
+		deadline := time.Now().Add(60 * time.Second)
+		for time.Now().Before(deadline) {
+			stk, err := m.workers.db.OpenStocktakeNow()
+			if err != nil {
+				return out, err
+			}
+			if out.Scans = stk.Scans; out.Scans >= out.Callback.OK {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		out.ScansPerSec = float64(out.Scans) / time.Since(start).Seconds()
+	}
 	return out, nil
+}
+
+// prepareLoadStaff binds loadStaff staff members and opens a stocktake in
+// the store under dir, and returns their openids.
+func prepareLoadStaff(dir string) []string {
+	db, err := store.Open(dbPath(dir), store.Options{})
+	if err != nil {
+		return nil
+	}
+	defer db.Close()
+	staff := make([]store.Staff, loadStaff)
+	openids := make([]string, loadStaff)
+	for i := range staff {
+		staff[i] = store.Staff{EmployeeNo: fmt.Sprintf("L%03d", i), Name: "load", BindCode: "x", CanScan: true}
+		openids[i] = fmt.Sprintf("oLoadStaff%03d", i)
+	}
+	if _, _, err := db.ImportStaff(staff); err != nil {
+		return nil
+	}
+	for i, o := range openids {
+		if _, err := db.Bind(o, staff[i].EmployeeNo, "", time.Now()); err != nil {
+			return nil
+		}
+	}
+	if _, err := db.OpenStocktake("load", time.Now()); err != nil {
+		return nil
+	}
+	return openids
 }
 
 func randomHexStr(n int) string {
