@@ -34,6 +34,7 @@ type Config struct {
 	PublicURL         string
 	APIBase           string
 	OAuthBase         string
+	OAuthScope        string
 	AdminToken        string
 	MaxSkew           time.Duration
 	Server            string
@@ -50,6 +51,7 @@ func DefaultConfig() Config {
 		Roles:          []string{"callback", "workers"},
 		APIBase:        "https://api.weixin.qq.com",
 		OAuthBase:      "https://open.weixin.qq.com",
+		OAuthScope:     "snsapi_base",
 		MaxSkew:        300 * time.Second,
 		Server:         "http://127.0.0.1:8080",
 		LogLevel:       "info",
@@ -119,6 +121,7 @@ func (c *Config) bind(fs *flag.FlagSet, getenv env) *[]func() error {
 	str(&c.PublicURL, "public-url", "WXSCAN_PUBLIC_URL", "external base URL")
 	str(&c.APIBase, "api-base", "WXSCAN_API_BASE", "WeChat API base")
 	str(&c.OAuthBase, "oauth-base", "WXSCAN_OAUTH_BASE", "base of the OAuth authorize page")
+	str(&c.OAuthScope, "oauth-scope", "WXSCAN_OAUTH_SCOPE", "snsapi_base or snsapi_userinfo")
 	secret(&c.AdminToken, "admin-token", "WXSCAN_ADMIN_TOKEN", "the admin API bearer token")
 	skew := c.MaxSkew.String()
 	str(&skew, "max-skew", "WXSCAN_MAX_SKEW", "accepted callback timestamp distance")
@@ -198,6 +201,9 @@ func (c Config) Validate() error {
 	}
 	if c.RequireEncryption && c.AESKey == "" {
 		errs = append(errs, errors.New("WXSCAN_REQUIRE_ENCRYPTION needs WXSCAN_AES_KEY"))
+	}
+	if c.OAuthScope != "snsapi_base" && c.OAuthScope != "snsapi_userinfo" {
+		errs = append(errs, fmt.Errorf("WXSCAN_OAUTH_SCOPE: %q is not snsapi_base or snsapi_userinfo", c.OAuthScope))
 	}
 	if c.MaxSkew <= 0 {
 		errs = append(errs, errors.New("WXSCAN_MAX_SKEW must be positive"))

@@ -413,3 +413,93 @@ func TestKill9WorkersMidLoadLosesAndDoublesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestBindScanExportOverHTTP is the newcomer's walk-through as a test: the
+// pages fetched over HTTP with a cookie jar and the form submitted, scans in
+// safe mode answered with an encrypted passive reply, and the export through
+// the CLI and the admin API.
+func TestBindScanExportOverHTTP(t *testing.T) {
+	fake := fakewechat.New(fakewechat.Config{AppID: testAppID, AppSecret: "e2esecret"})
+	api := httptest.NewServer(fake)
+	defer api.Close()
+	dir := t.TempDir()
+	prepareData(t, dir) // staff directory and an open stocktake, nobody bound
+	cfg := testConfig(dir)
+	cfg.APIBase, cfg.OAuthBase, cfg.AdminToken = api.URL, api.URL, "admintok"
+	m := MustRunMain(t, cfg)
+	base := "http://" + m.HTTPAddr()
+	ctx := context.Background()
+
+	phone := &wechatsim.Phone{Server: base}
+	page, err := phone.Bind(ctx, "oPhone", "E001", "wrong")
+	if err != nil || page.Status != http.StatusBadRequest {
+		t.Fatalf("wrong bind code: %d %v", page.Status, err)
+	}
+	page, err = phone.Bind(ctx, "oPhone", "E001", "111111")
+	if err != nil || page.Status != http.StatusOK || !strings.Contains(page.Body, "绑定成功") {
+		t.Fatalf("bind: %d %v %s", page.Status, err, page.Body)
+	}
+
+	sim := simFor(m, "safe")
+	for _, code := range []string{"QR_CODE,LOC:B-02", "EAN_13,6901234567892"} {
+		req, err := sim.Build(wechatsim.Push{Kind: "scan", OpenID: "oPhone", Code: code})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := sim.Send(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status != 200 || res.Reply == "" {
+			t.Fatalf("scan %s: %d %q (want an encrypted passive reply)", code, res.Status, res.Body)
+		}
+	}
+	if n := len(fake.Sent()); n != 0 {
+		t.Fatalf("custom sends=%d, want 0: the replies went back passively", n)
+	}
+
+	var out, errOut strings.Builder
+	env := map[string]string{"WXSCAN_SERVER": base, "WXSCAN_ADMIN_TOKEN": "admintok"}
+	getenv := func(k string) string { return env[k] }
+	if code := run(ctx, []string{"scans", "export", "--stocktake", "ST0001"}, &out, &errOut, getenv); code != 0 {
+		t.Fatalf("export exit %d: %s", code, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if got, want := lines[0], "stocktake_id,employee_no,openid,code_type,code,location,qty,scanned_at,event_id"; got != want {
+		t.Fatalf("header=%q, want %q", got, want)
+	}
+	if got, want := len(lines), 2; got != want {
+		t.Fatalf("export lines=%d, want %d: %q", got, want, out.String())
+	}
+	if !strings.HasPrefix(lines[1], "ST0001,E001,oPhone,EAN_13,6901234567892,B-02,1,") {
+		t.Fatalf("scan row=%q", lines[1])
+	}
+}
+
+func TestCallbackAnswers503WhenNATSIsGone(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Roles = []string{"callback"}
+	m := MustRunMain(t, cfg)
+	m.natsSrv.Close()
+	sim := simFor(m, "plain")
+	req, _ := sim.Build(wechatsim.Push{Kind: "location", OpenID: "oLate"})
+	start := time.Now()
+	res, err := sim.Send(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := res.Status, http.StatusServiceUnavailable; got != want {
+		t.Fatalf("status=%d, want %d", got, want)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("503 took %v, want < 2s", d)
+	}
+	resp, err := http.Get("http://" + m.HTTPAddr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got, want := resp.StatusCode, http.StatusServiceUnavailable; got != want {
+		t.Fatalf("readyz=%d, want %d", got, want)
+	}
+}

@@ -49,7 +49,7 @@ func openWorkers(cfg Config, log *slog.Logger) (*workersRole, error) {
 // API (the process with the workers role serves it: it owns the store).
 func (w *workersRole) start(ctx context.Context, bus *events.Bus, mux *http.ServeMux) error {
 	svc, err := workers.New(workers.Config{
-		AppID: w.cfg.AppID, PublicURL: w.cfg.PublicURL, OAuthBase: w.cfg.OAuthBase,
+		AppID: w.cfg.AppID, PublicURL: w.cfg.PublicURL, OAuthBase: w.cfg.OAuthBase, Scope: w.cfg.OAuthScope,
 		DB: w.db, Bus: bus, WeChat: w.wx, Logger: w.log, Consumer: w.consumer,
 	})
 	if err != nil {
