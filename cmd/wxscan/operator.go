@@ -265,32 +265,32 @@ func (o *operator) openStocktake(ctx context.Context, name string) error {
 	return err
 }
 
-func (o *operator) closeStocktake(ctx context.Context, id string) error {
-	raw, err := o.client.call(ctx, http.MethodPost, "/admin/stocktakes/"+url.PathEscape(id)+"/close", "", nil)
+// fetch calls the admin API without a body. With --json it prints the
+// answer as is and reports printed; otherwise it decodes the answer into v
+// for the caller to format.
+func (o *operator) fetch(ctx context.Context, method, path string, v any) (printed bool, err error) {
+	raw, err := o.client.call(ctx, method, path, "", nil)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if o.json {
-		return o.printJSON(raw)
+		return true, o.printJSON(raw)
 	}
+	return false, opDecode(raw, v)
+}
+
+func (o *operator) closeStocktake(ctx context.Context, id string) error {
 	var st opStocktake
-	if err := opDecode(raw, &st); err != nil {
+	if printed, err := o.fetch(ctx, http.MethodPost, "/admin/stocktakes/"+url.PathEscape(id)+"/close", &st); printed || err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(o.stdout, "closed stocktake %s %q: %d scans\n", st.ID, st.Name, st.Scans)
+	_, err := fmt.Fprintf(o.stdout, "closed stocktake %s %q: %d scans\n", st.ID, st.Name, st.Scans)
 	return err
 }
 
 func (o *operator) listStocktakes(ctx context.Context) error {
-	raw, err := o.client.call(ctx, http.MethodGet, "/admin/stocktakes", "", nil)
-	if err != nil {
-		return err
-	}
-	if o.json {
-		return o.printJSON(raw)
-	}
 	var list []opStocktake
-	if err := opDecode(raw, &list); err != nil {
+	if printed, err := o.fetch(ctx, http.MethodGet, "/admin/stocktakes", &list); printed || err != nil {
 		return err
 	}
 	rows := make([][]string, 0, len(list))
@@ -364,13 +364,6 @@ func (o *operator) removeBinding(ctx context.Context, openid string) error {
 }
 
 func (o *operator) pushMenu(ctx context.Context) error {
-	raw, err := o.client.call(ctx, http.MethodPost, "/admin/menu", "", nil)
-	if err != nil {
-		return err
-	}
-	if o.json {
-		return o.printJSON(raw)
-	}
 	var menu struct {
 		Button []struct {
 			Type string `json:"type"`
@@ -379,7 +372,7 @@ func (o *operator) pushMenu(ctx context.Context) error {
 			URL  string `json:"url"`
 		} `json:"button"`
 	}
-	if err := opDecode(raw, &menu); err != nil {
+	if printed, err := o.fetch(ctx, http.MethodPost, "/admin/menu", &menu); printed || err != nil {
 		return err
 	}
 	var b strings.Builder
@@ -391,7 +384,7 @@ func (o *operator) pushMenu(ctx context.Context) error {
 		}
 		fmt.Fprintf(&b, "%s\t%s\t%s\n", btn.Name, btn.Type, target)
 	}
-	_, err = io.WriteString(o.stdout, b.String())
+	_, err := io.WriteString(o.stdout, b.String())
 	return err
 }
 
@@ -406,15 +399,8 @@ type opDeadLetter struct {
 }
 
 func (o *operator) listDLQ(ctx context.Context) error {
-	raw, err := o.client.call(ctx, http.MethodGet, "/admin/dlq", "", nil)
-	if err != nil {
-		return err
-	}
-	if o.json {
-		return o.printJSON(raw)
-	}
 	var list []opDeadLetter
-	if err := opDecode(raw, &list); err != nil {
+	if printed, err := o.fetch(ctx, http.MethodGet, "/admin/dlq", &list); printed || err != nil {
 		return err
 	}
 	rows := make([][]string, 0, len(list))
@@ -428,36 +414,22 @@ func (o *operator) replayOne(ctx context.Context, id string) error {
 	if _, err := strconv.ParseUint(id, 10, 64); err != nil {
 		return o.usageError(fmt.Sprintf("dead letter id %q is not a number", id))
 	}
-	raw, err := o.client.call(ctx, http.MethodPost, "/admin/dlq/"+id+"/replay", "", nil)
-	if err != nil {
-		return err
-	}
-	if o.json {
-		return o.printJSON(raw)
-	}
 	var d opDeadLetter
-	if err := opDecode(raw, &d); err != nil {
+	if printed, err := o.fetch(ctx, http.MethodPost, "/admin/dlq/"+id+"/replay", &d); printed || err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(o.stdout, "replayed dead letter %d (event %s) onto %s\n", d.ID, d.EventID, d.Subject)
+	_, err := fmt.Fprintf(o.stdout, "replayed dead letter %d (event %s) onto %s\n", d.ID, d.EventID, d.Subject)
 	return err
 }
 
 func (o *operator) replayAll(ctx context.Context) error {
-	raw, err := o.client.call(ctx, http.MethodPost, "/admin/dlq/replay", "", nil)
-	if err != nil {
-		return err
-	}
-	if o.json {
-		return o.printJSON(raw)
-	}
 	var res struct {
 		Replayed int `json:"replayed"`
 	}
-	if err := opDecode(raw, &res); err != nil {
+	if printed, err := o.fetch(ctx, http.MethodPost, "/admin/dlq/replay", &res); printed || err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(o.stdout, "replayed %d dead letters\n", res.Replayed)
+	_, err := fmt.Fprintf(o.stdout, "replayed %d dead letters\n", res.Replayed)
 	return err
 }
 
@@ -467,15 +439,8 @@ var opStatusKeys = []string{"stream_msgs", "stream_bytes", "dlq_msgs", "consumer
 	"consumer_redelivered", "last_token_refresh", "token_refreshes", "scans_today", "outbox"}
 
 func (o *operator) status(ctx context.Context) error {
-	raw, err := o.client.call(ctx, http.MethodGet, "/admin/status", "", nil)
-	if err != nil {
-		return err
-	}
-	if o.json {
-		return o.printJSON(raw)
-	}
 	var m map[string]json.RawMessage
-	if err := opDecode(raw, &m); err != nil {
+	if printed, err := o.fetch(ctx, http.MethodGet, "/admin/status", &m); printed || err != nil {
 		return err
 	}
 	keys := []string{}
@@ -500,7 +465,7 @@ func (o *operator) status(ctx context.Context) error {
 		}
 		fmt.Fprintf(&b, "%s: %s\n", k, v)
 	}
-	_, err = io.WriteString(o.stdout, b.String())
+	_, err := io.WriteString(o.stdout, b.String())
 	return err
 }
 
