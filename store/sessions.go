@@ -104,6 +104,8 @@ type Session struct {
 	Token   string    `json:"token"`
 	OpenID  string    `json:"openid"`
 	Expires time.Time `json:"expires"`
+	// UnionID is set when WeChat returned one with the openid.
+	UnionID string `json:"unionid,omitempty"`
 }
 
 // PutSession stores (or replaces) a bind session.

@@ -291,3 +291,18 @@ func TestPruneExpired(t *testing.T) {
 		t.Fatalf("kept attempts: %d, %v; want 2", n, err)
 	}
 }
+
+func TestSessionKeepsUnionID(t *testing.T) {
+	db := MustOpen(t)
+	now := time.Now()
+	if err := db.PutSession(store.Session{Token: "t1", OpenID: "o1", UnionID: "u1", Expires: now.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := db.Session("t1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.UnionID, "u1"; got != want {
+		t.Fatalf("unionid=%q, want %q", got, want)
+	}
+}

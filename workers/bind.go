@@ -64,6 +64,7 @@ func (s *Service) oauthCallback(ctx context.Context, req events.OAuthCallbackReq
 		next = nextScan
 	}
 	now := s.now()
+	var unionid string
 	openid, err := s.db.OAuthCode(req.Code, now)
 	if errors.Is(err, store.ErrNotFound) {
 		if err := s.db.TakeOAuthState(req.State, now); err != nil {
@@ -90,14 +91,14 @@ func (s *Service) oauthCallback(ctx context.Context, req events.OAuthCallbackReq
 		case tok.OpenID == "":
 			return events.SessionResponse{}, rpcErr(http.StatusBadGateway, "no_openid", "微信没有返回身份信息，请重试。")
 		}
-		openid = tok.OpenID
+		openid, unionid = tok.OpenID, tok.UnionID
 		if err := s.db.PutOAuthCode(req.Code, openid, now.Add(s.cfg.CodeTTL)); err != nil {
 			return events.SessionResponse{}, fmt.Errorf("workers: remember oauth code: %w", err)
 		}
 	} else if err != nil {
 		return events.SessionResponse{}, fmt.Errorf("workers: oauth code: %w", err)
 	}
-	sess := store.Session{Token: randomToken(24), OpenID: openid, Expires: now.Add(s.cfg.SessionTTL)}
+	sess := store.Session{Token: randomToken(24), OpenID: openid, UnionID: unionid, Expires: now.Add(s.cfg.SessionTTL)}
 	if err := s.db.PutSession(sess); err != nil {
 		return events.SessionResponse{}, fmt.Errorf("workers: put session: %w", err)
 	}
@@ -163,7 +164,7 @@ func (s *Service) bindSubmit(_ context.Context, req events.BindSubmitRequest) (e
 	if err := s.db.ResetBindFailures(emp); err != nil {
 		return events.BindSubmitResponse{}, fmt.Errorf("workers: reset bind failures: %w", err)
 	}
-	b, err := s.db.Bind(sess.OpenID, emp, "", now)
+	b, err := s.db.Bind(sess.OpenID, emp, sess.UnionID, now)
 	if err != nil {
 		return events.BindSubmitResponse{}, fmt.Errorf("workers: bind: %w", err)
 	}
