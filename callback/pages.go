@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -67,7 +66,7 @@ type pagesHandler struct {
 	publicURL string
 	log       *slog.Logger
 	workers   Workers
-	mux       *http.ServeMux
+	mux       http.Handler // the routes, behind recoverer
 }
 
 // NewPages returns the staff pages of SPEC §6; mount it at BindPath,
@@ -94,15 +93,17 @@ func NewPages(cfg PagesConfig, w Workers) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pagesHandler{publicURL: base, log: cfg.Logger, workers: w, mux: http.NewServeMux()}
+	p := &pagesHandler{publicURL: base, log: cfg.Logger, workers: w}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
-	p.mux.HandleFunc("GET "+BindPath, p.serveBindStart)
-	p.mux.HandleFunc("POST "+BindPath, p.serveBindSubmit)
-	p.mux.HandleFunc("GET "+OAuthCallbackPath, p.serveOAuthCallback)
-	p.mux.HandleFunc("GET "+ScanPath, p.serveScanPage)
-	p.mux.HandleFunc("POST "+ScansAPIPath, p.serveScanSubmit)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+BindPath, p.serveBindStart)
+	mux.HandleFunc("POST "+BindPath, p.serveBindSubmit)
+	mux.HandleFunc("GET "+OAuthCallbackPath, p.serveOAuthCallback)
+	mux.HandleFunc("GET "+ScanPath, p.serveScanPage)
+	mux.HandleFunc("POST "+ScansAPIPath, p.serveScanSubmit)
+	p.mux = recoverer(p.log, "staff page", mux)
 	return p, nil
 }
 
@@ -120,8 +121,8 @@ func pagesBaseURL(s string) (string, error) {
 	return strings.TrimRight(s, "/"), nil
 }
 
-// ServeHTTP sets the headers every answer carries and turns a panic into a
-// logged 500.
+// ServeHTTP sets the headers every answer carries; recoverer turns a panic
+// into a logged 500.
 func (p *pagesHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
@@ -129,18 +130,6 @@ func (p *pagesHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Content-Security-Policy", pagesCSP)
-	defer func() {
-		v := recover()
-		if v == nil {
-			return
-		}
-		if v == http.ErrAbortHandler { //nolint:errorlint // the sentinel is re-panicked as is
-			panic(v)
-		}
-		p.log.LogAttrs(r.Context(), slog.LevelError, "staff page panic", slog.String("path", r.URL.Path),
-			slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
-		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
-	}()
 	p.mux.ServeHTTP(w, r)
 }
 

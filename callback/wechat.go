@@ -176,7 +176,7 @@ func NewWeChatHandler(cfg Config, pub Publisher) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+CallbackPath, h.serveEcho)
 	mux.HandleFunc("POST "+CallbackPath, h.servePush)
-	return recoverer(h.log, mux), nil
+	return recoverer(h.log, "wechat callback", mux), nil
 }
 
 // serveEcho answers WeChat's URL check with echostr.
@@ -429,8 +429,9 @@ func newNonce() string {
 }
 
 // recoverer turns a panic in next into a logged 500, so that a bug costs one
-// request (which WeChat retries), not the process.
-func recoverer(log *slog.Logger, next http.Handler) http.Handler {
+// request (which WeChat retries), not the process. what names the handler
+// in the log.
+func recoverer(log *slog.Logger, what string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			v := recover()
@@ -440,7 +441,7 @@ func recoverer(log *slog.Logger, next http.Handler) http.Handler {
 			if v == http.ErrAbortHandler { //nolint:errorlint // the sentinel is re-panicked as is
 				panic(v)
 			}
-			log.LogAttrs(r.Context(), slog.LevelError, "wechat callback panic",
+			log.LogAttrs(r.Context(), slog.LevelError, what+" panic", slog.String("path", r.URL.Path),
 				slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
 			http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		}()
