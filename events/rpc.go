@@ -127,6 +127,9 @@ type rpcEnvelope struct {
 	Error  *RPCError       `json:"error,omitempty"`
 }
 
+// errInternal is what a caller sees of a failure inside an operation.
+var errInternal = &RPCError{Status: http.StatusInternalServerError, Code: "internal", Message: "系统出了点问题，请稍后再试。"}
+
 // ErrNoWorkers means no workers process answered: the pages answer 503.
 var ErrNoWorkers = errors.New("no workers process answered")
 
@@ -188,10 +191,10 @@ func (b *Bus) Serve(op string, h RPCHandler) (*nats.Subscription, error) {
 			env.Error = rerr
 		case err != nil:
 			b.log.Error("rpc failed", "op", op, "err", err)
-			env.Error = &RPCError{Status: http.StatusInternalServerError, Code: "internal", Message: "系统出了点问题，请稍后再试。"}
+			env.Error = errInternal
 		default:
 			if env.Result, err = json.Marshal(res); err != nil {
-				env.Error = &RPCError{Status: http.StatusInternalServerError, Code: "internal", Message: "系统出了点问题，请稍后再试。"}
+				env.Error = errInternal
 			}
 		}
 		out, _ := json.Marshal(env)

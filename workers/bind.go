@@ -25,6 +25,11 @@ func rpc[Req, Resp any](f func(context.Context, Req) (Resp, error)) events.RPCHa
 	}
 }
 
+// errLocked refuses every bind attempt for a locked employee.
+func errLocked() *events.RPCError {
+	return rpcErr(http.StatusTooManyRequests, "locked", "错误次数太多，这个工号已锁定 15 分钟，请稍后再试。")
+}
+
 func rpcErr(status int, code, msg string) *events.RPCError {
 	return &events.RPCError{Status: status, Code: code, Message: msg}
 }
@@ -144,7 +149,7 @@ func (s *Service) bindSubmit(_ context.Context, req events.BindSubmitRequest) (e
 	if _, locked, err := s.db.BindLocked(emp, now); err != nil {
 		return events.BindSubmitResponse{}, fmt.Errorf("workers: bind locked: %w", err)
 	} else if locked {
-		return events.BindSubmitResponse{}, rpcErr(http.StatusTooManyRequests, "locked", "错误次数太多，这个工号已锁定 15 分钟，请稍后再试。")
+		return events.BindSubmitResponse{}, errLocked()
 	}
 	staff, err := s.db.Staff(emp)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -156,7 +161,7 @@ func (s *Service) bindSubmit(_ context.Context, req events.BindSubmitRequest) (e
 			return events.BindSubmitResponse{}, fmt.Errorf("workers: record bind failure: %w", ferr)
 		}
 		if n >= store.MaxBindFailures {
-			return events.BindSubmitResponse{}, rpcErr(http.StatusTooManyRequests, "locked", "错误次数太多，这个工号已锁定 15 分钟，请稍后再试。")
+			return events.BindSubmitResponse{}, errLocked()
 		}
 		return events.BindSubmitResponse{}, rpcErr(http.StatusBadRequest, "wrong_code",
 			fmt.Sprintf("工号或绑定码不对，还可以再试 %d 次。", store.MaxBindFailures-n))
