@@ -89,6 +89,9 @@ type Config struct {
 	// token, key or body) and per accepted event at debug level (default
 	// slog.Default()).
 	Logger *slog.Logger
+	// Metrics receives the endpoint's measurements; nil keeps them
+	// unregistered.
+	Metrics *Metrics
 }
 
 // wechatHandler serves CallbackPath. It is immutable once built and so safe
@@ -102,6 +105,7 @@ type wechatHandler struct {
 	replyBudget time.Duration
 	now         func() time.Time
 	log         *slog.Logger
+	metrics     *Metrics
 	pub         Publisher
 }
 
@@ -122,6 +126,7 @@ func NewWeChatHandler(cfg Config, pub Publisher) (http.Handler, error) {
 		replyBudget: cfg.ReplyBudget,
 		now:         cfg.Now,
 		log:         cfg.Logger,
+		metrics:     cfg.Metrics,
 		pub:         pub,
 	}
 	if h.appid == "" {
@@ -173,14 +178,18 @@ func NewWeChatHandler(cfg Config, pub Publisher) (http.Handler, error) {
 	if h.log == nil {
 		h.log = slog.Default()
 	}
+	if h.metrics == nil {
+		h.metrics = NewMetrics()
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+CallbackPath, h.serveEcho)
 	mux.HandleFunc("POST "+CallbackPath, h.servePush)
-	return recoverer(h.log, "wechat callback", mux), nil
+	return h.metrics.instrument(h.now, recoverer(h.log, "wechat callback", mux)), nil
 }
 
 // serveEcho answers WeChat's URL check with echostr.
 func (h *wechatHandler) serveEcho(w http.ResponseWriter, r *http.Request) {
+	requestID(w, r)
 	q := r.URL.Query()
 	if err := h.checkURL(q.Get("signature"), q.Get("timestamp"), q.Get("nonce"), h.now()); err != nil {
 		h.Error(w, r, err)
@@ -197,6 +206,7 @@ func (h *wechatHandler) serveEcho(w http.ResponseWriter, r *http.Request) {
 // servePush handles one pushed message or event.
 func (h *wechatHandler) servePush(w http.ResponseWriter, r *http.Request) {
 	start := h.now()
+	reqID := requestID(w, r)
 	q := r.URL.Query()
 	ts, nonce := q.Get("timestamp"), q.Get("nonce")
 	if err := h.checkURL(q.Get("signature"), ts, nonce, start); err != nil {
@@ -210,7 +220,7 @@ func (h *wechatHandler) servePush(w http.ResponseWriter, r *http.Request) {
 		h.Error(w, r, fmt.Errorf("%w: encryption required: encrypt_type is not aes", errForbidden))
 		return
 	case safe && msgSig == "":
-		h.Error(w, r, fmt.Errorf("%w: msg_signature is missing", errForbidden))
+		h.Error(w, r, verifyFailed(reasonSignature, fmt.Errorf("%w: msg_signature is missing", errForbidden)))
 		return
 	}
 	body, err := readBody(w, r)
@@ -228,6 +238,7 @@ func (h *wechatHandler) servePush(w http.ResponseWriter, r *http.Request) {
 		h.Error(w, r, fmt.Errorf("%w: %w", errBadRequest, err))
 		return
 	}
+	ev.RequestID = reqID
 
 	var wait time.Duration
 	if ev.WantsReply() {
@@ -242,7 +253,7 @@ func (h *wechatHandler) servePush(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.log.Enabled(r.Context(), slog.LevelDebug) {
 		h.log.LogAttrs(r.Context(), slog.LevelDebug, "wechat event accepted",
-			slog.String("event_id", ev.ID), slog.String("subject", ev.Subject()), slog.String("mode", m.mode),
+			slog.String("event_id", ev.ID), slog.String("request_id", reqID), slog.String("subject", ev.Subject()), slog.String("mode", m.mode),
 			slog.Bool("reply", reply != nil), slog.Duration("elapsed", h.now().Sub(start)))
 	}
 	if reply == nil {
@@ -256,7 +267,7 @@ func (h *wechatHandler) servePush(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			// The event is stored: WeChat must not retry. The reply is lost.
 			h.log.LogAttrs(r.Context(), slog.LevelError, "wechat passive reply not sent",
-				slog.String("event_id", ev.ID), slog.Any("error", err))
+				slog.String("event_id", ev.ID), slog.String("request_id", reqID), slog.Any("error", err))
 			respond(w, "text/plain; charset=utf-8", []byte("success"))
 			return
 		}
@@ -289,13 +300,13 @@ func (h *wechatHandler) open(body []byte, safe bool, msgSig, ts, nonce string) (
 	}
 	if enc == "" {
 		if safe {
-			return message{}, fmt.Errorf("%w: safe mode body has no Encrypt element", errBadRequest)
+			return message{}, verifyFailed(reasonDecrypt, fmt.Errorf("%w: safe mode body has no Encrypt element", errBadRequest))
 		}
-		return message{}, fmt.Errorf("%w: msg_signature given but the body has no Encrypt element", errForbidden)
+		return message{}, verifyFailed(reasonSignature, fmt.Errorf("%w: msg_signature given but the body has no Encrypt element", errForbidden))
 	}
 	token, ok := h.matchToken(msgSig, ts, nonce, enc)
 	if !ok {
-		return message{}, fmt.Errorf("%w: msg_signature does not match", errForbidden)
+		return message{}, verifyFailed(reasonSignature, fmt.Errorf("%w: msg_signature does not match", errForbidden))
 	}
 	if !safe || len(h.ciphers) == 0 {
 		return message{xml: body, mode: "compat"}, nil
@@ -313,23 +324,23 @@ func (h *wechatHandler) open(body []byte, safe bool, msgSig, ts, nonce string) (
 		return message{xml: xml, mode: "safe", token: token, cipher: c}, nil
 	}
 	if wrongAppID {
-		return message{}, fmt.Errorf("%w: decrypted body is for another AppID", errBadRequest)
+		return message{}, verifyFailed(reasonAppID, fmt.Errorf("%w: decrypted body is for another AppID", errBadRequest))
 	}
-	return message{}, fmt.Errorf("%w: Encrypt does not decrypt with any configured EncodingAESKey", errBadRequest)
+	return message{}, verifyFailed(reasonDecrypt, fmt.Errorf("%w: Encrypt does not decrypt with any configured EncodingAESKey", errBadRequest))
 }
 
 // checkURL checks the signature parameter with every Token, then the
 // timestamp against now.
 func (h *wechatHandler) checkURL(sig, ts, nonce string, now time.Time) error {
 	if _, ok := h.matchToken(sig, ts, nonce); !ok {
-		return fmt.Errorf("%w: signature does not match", errForbidden)
+		return verifyFailed(reasonSignature, fmt.Errorf("%w: signature does not match", errForbidden))
 	}
 	sec, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
-		return fmt.Errorf("%w: timestamp is not a number", errForbidden)
+		return verifyFailed(reasonTimestamp, fmt.Errorf("%w: timestamp is not a number", errForbidden))
 	}
 	if d := now.Sub(time.Unix(sec, 0)); d > h.maxSkew || d < -h.maxSkew {
-		return fmt.Errorf("%w: timestamp %d is %s away from now, over %s", errForbidden, sec, d.Round(time.Second), h.maxSkew)
+		return verifyFailed(reasonTimestamp, fmt.Errorf("%w: timestamp %d is %s away from now, over %s", errForbidden, sec, d.Round(time.Second), h.maxSkew))
 	}
 	return nil
 }
@@ -404,8 +415,12 @@ func statusOf(err error) int {
 // with the cause (the body is only the status text).
 func (h *wechatHandler) Error(w http.ResponseWriter, r *http.Request, err error) {
 	code := statusOf(err)
+	if ve := (verifyError{}); errors.As(err, &ve) {
+		h.metrics.verifyFailures.WithLabelValues(ve.reason).Inc()
+	}
 	attrs := []slog.Attr{
 		slog.Int("status", code), slog.String("method", r.Method), slog.String("remote", r.RemoteAddr),
+		slog.String("request_id", w.Header().Get(requestIDHeader)),
 	}
 	if code >= 500 {
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "wechat callback failed", append(attrs, slog.Any("error", err))...)
@@ -421,6 +436,24 @@ func respond(w http.ResponseWriter, contentType string, b []byte) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	_, _ = w.Write(b)
+}
+
+// requestIDHeader names a request in the logs of the callback and of the
+// worker that handles its event (which gets it in a NATS header), and in the
+// answer.
+const requestIDHeader = "X-Request-Id"
+
+// requestID takes the X-Request-Id a proxy in front set, when it looks like
+// one, or makes one, and sets it on the answer.
+func requestID(w http.ResponseWriter, r *http.Request) string {
+	id := r.Header.Get(requestIDHeader)
+	if len(id) == 0 || len(id) > 64 || strings.ContainsFunc(id, func(c rune) bool {
+		return c <= ' ' || c > '~' || c == '"' || c == '\\'
+	}) {
+		id = strconv.FormatUint(rand.Uint64(), 16)
+	}
+	w.Header().Set(requestIDHeader, id)
+	return id
 }
 
 // newNonce returns a nonce for a passive reply: decimal digits, as WeChat's.

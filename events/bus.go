@@ -40,6 +40,8 @@ type Options struct {
 	// the callback answers 503 well inside 2 s when NATS cannot take it.
 	PublishTimeout time.Duration
 	Logger         *slog.Logger
+	// Metrics receives the bus's measurements; nil keeps them unregistered.
+	Metrics *Metrics
 }
 
 // Bus is wxscan's connection to NATS JetStream. It is safe for concurrent
@@ -56,6 +58,9 @@ type Bus struct {
 func Connect(ctx context.Context, opts Options) (*Bus, error) {
 	if opts.Replicas <= 0 {
 		opts.Replicas = 1
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics()
 	}
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = 7 * 24 * time.Hour
@@ -201,10 +206,17 @@ func (b *Bus) Publish(ctx context.Context, e Event, wait time.Duration) (*Reply,
 	pctx, cancel := context.WithTimeout(ctx, b.opts.PublishTimeout)
 	defer cancel()
 	ack, err := b.publish(pctx, msg)
+	b.opts.Metrics.publishSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
+		b.opts.Metrics.published.WithLabelValues(resultError).Inc()
 		return nil, fmt.Errorf("events: publish %s: %w", e.ID, err)
 	}
-	if wait <= 0 || ack.Duplicate {
+	if ack.Duplicate {
+		b.opts.Metrics.published.WithLabelValues(resultDuplicate).Inc()
+		return nil, nil
+	}
+	b.opts.Metrics.published.WithLabelValues(resultStored).Inc()
+	if wait <= 0 {
 		return nil, nil
 	}
 	// The wait counts from the start, so a slow publish shortens it.

@@ -267,25 +267,34 @@ func (d *deliverer) settle(ctx context.Context, m jetstream.Msg, err error) {
 		attempts = int(meta.NumDelivered)
 	}
 	id := m.Headers().Get(jetstream.MsgIDHeader)
+	reqID := m.Headers().Get(RequestIDHeader)
+	metrics := d.bus.opts.Metrics
+	if attempts > 1 {
+		metrics.redeliveries.Inc()
+	}
 	switch {
 	case err == nil:
+		metrics.outcomes.WithLabelValues(outcomeAck).Inc()
 		d.forget(id)
 		if aerr := m.Ack(); aerr != nil {
-			d.bus.log.Warn("ack failed", "event_id", id, "err", aerr)
+			d.bus.log.Warn("ack failed", "event_id", id, "request_id", reqID, "err", aerr)
 		}
 	case IsPermanent(err) || attempts >= d.cfg.MaxDeliver:
 		if derr := d.deadLetter(ctx, m, meta, attempts, err); derr != nil {
-			d.bus.log.Error("dead-letter failed; will retry", "event_id", id, "err", derr)
+			metrics.outcomes.WithLabelValues(outcomeRetry).Inc()
+			d.bus.log.Error("dead-letter failed; will retry", "event_id", id, "request_id", reqID, "err", derr)
 			_ = m.NakWithDelay(d.cfg.Backoff(attempts))
 			return
 		}
+		metrics.outcomes.WithLabelValues(outcomeDeadLetter).Inc()
 		d.forget(id)
-		d.bus.log.Warn("event dead-lettered", "event_id", id, "subject", m.Subject(), "attempts", attempts, "reason", err.Error())
+		d.bus.log.Warn("event dead-lettered", "event_id", id, "request_id", reqID, "subject", m.Subject(), "attempts", attempts, "reason", err.Error())
 		_ = m.TermWithReason(err.Error())
 	default:
+		metrics.outcomes.WithLabelValues(outcomeRetry).Inc()
 		d.remember(id)
 		delay := d.cfg.Backoff(attempts)
-		d.bus.log.Info("event failed; will retry", "event_id", id, "attempt", attempts, "retry_in", delay, "err", err.Error())
+		d.bus.log.Info("event failed; will retry", "event_id", id, "request_id", reqID, "attempt", attempts, "retry_in", delay, "err", err.Error())
 		_ = m.NakWithDelay(delay)
 	}
 }

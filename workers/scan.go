@@ -141,6 +141,7 @@ func (s *Service) scanSubmit(ctx context.Context, req events.ScanSubmitRequest) 
 	if dup {
 		return events.ScanSubmitResponse{Message: "这次扫码已经记录过了。"}, nil
 	}
+	s.metrics.countScan(out)
 	switch out.refused {
 	case "":
 	case refusedNotBound, refusedSuspended, refusedNotAllowed:

@@ -43,16 +43,20 @@ type Config struct {
 	StateTTL, SessionTTL, CodeTTL time.Duration
 	Now                           func() time.Time
 	Logger                        *slog.Logger
+	// Metrics receives the workers' measurements; nil keeps them
+	// unregistered.
+	Metrics *Metrics
 }
 
 // Service runs the workers. Its methods are safe for concurrent use.
 type Service struct {
-	cfg Config
-	db  *store.DB
-	bus *events.Bus
-	wx  *wechatapi.Client
-	log *slog.Logger
-	now func() time.Time
+	cfg     Config
+	db      *store.DB
+	bus     *events.Bus
+	wx      *wechatapi.Client
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *Metrics
 
 	mu       sync.Mutex
 	consumer *events.Consumer
@@ -95,7 +99,10 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Consumer.Durable == "" {
 		cfg.Consumer.Durable = "workers"
 	}
-	return &Service{cfg: cfg, db: cfg.DB, bus: cfg.Bus, wx: cfg.WeChat, log: cfg.Logger, now: cfg.Now}, nil
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	return &Service{cfg: cfg, db: cfg.DB, bus: cfg.Bus, wx: cfg.WeChat, log: cfg.Logger, now: cfg.Now, metrics: cfg.Metrics}, nil
 }
 
 // Start runs the consumer and answers the staff pages' operations until
@@ -161,7 +168,12 @@ func (s *Service) HandleBatch(ctx context.Context, evs []events.Event) []error {
 	errs := make([]error, len(evs))
 	replies := make([]*events.Reply, len(evs))
 	now := s.now()
+	var (
+		scans []scanOutcome // committed with the batch
+		dups  int
+	)
 	err := s.db.Update(func(tx *store.Tx) error {
+		scans, dups = scans[:0], 0
 		seen := make(map[string]bool, len(evs))
 		for i, e := range evs {
 			if seen[e.ID] { // the same event twice in one batch: once is enough
@@ -173,6 +185,7 @@ func (s *Service) HandleBatch(ctx context.Context, evs []events.Event) []error {
 				return err
 			}
 			if done {
+				dups++
 				b, err := tx.Outbox(e.ID)
 				if err != nil {
 					return err
@@ -185,7 +198,7 @@ func (s *Service) HandleBatch(ctx context.Context, evs []events.Event) []error {
 				}
 				continue
 			}
-			r, err := s.apply(tx, e)
+			r, out, err := s.apply(tx, e)
 			if err != nil {
 				if isStoreFailure(err) {
 					return err
@@ -195,6 +208,9 @@ func (s *Service) HandleBatch(ctx context.Context, evs []events.Event) []error {
 			}
 			if err := tx.MarkProcessed(e.ID, now); err != nil {
 				return err
+			}
+			if out != nil {
+				scans = append(scans, *out)
 			}
 			if r != nil {
 				b, err := json.Marshal(r)
@@ -217,6 +233,10 @@ func (s *Service) HandleBatch(ctx context.Context, evs []events.Event) []error {
 		}
 		return errs
 	}
+	for _, out := range scans {
+		s.metrics.countScan(out)
+	}
+	s.metrics.duplicates.Add(float64(dups))
 	s.deliver(ctx, evs, replies, errs)
 	return errs
 }
@@ -267,6 +287,7 @@ func (s *Service) deliver(ctx context.Context, evs []events.Event, replies []*ev
 					errs[i] = fmt.Errorf("workers: reply to %s: %w", e.ID, err)
 					continue
 				}
+				s.metrics.replies.WithLabelValues(path).Inc()
 				s.log.Debug("reply delivered", "event_id", e.ID, "path", path, "request_id", e.RequestID)
 				mu.Lock()
 				delivered = append(delivered, e.ID)
@@ -289,16 +310,17 @@ func (s *Service) sendReply(ctx context.Context, r events.Reply) (string, error)
 		s.log.Warn("offer passive reply", "event_id", r.EventID, "err", err)
 	}
 	if taken {
-		return "passive", nil
+		return pathPassive, nil
 	}
 	if err := s.wx.SendText(ctx, r.ToUser, r.Content); err != nil {
 		return "", err
 	}
-	return "custom_send", nil
+	return pathCustomSend, nil
 }
 
-// apply runs one new event's rules inside tx and returns its reply, if any.
-func (s *Service) apply(tx *store.Tx, e events.Event) (*events.Reply, error) {
+// apply runs one new event's rules inside tx and returns its reply, if any,
+// and for a scan event what the scan did.
+func (s *Service) apply(tx *store.Tx, e events.Event) (*events.Reply, *scanOutcome, error) {
 	reply := func(text string) *events.Reply {
 		return &events.Reply{EventID: e.ID, ToUser: e.From, FromUser: e.To, Content: text}
 	}
@@ -307,32 +329,32 @@ func (s *Service) apply(tx *store.Tx, e events.Event) (*events.Reply, error) {
 		b, err := tx.BindingByOpenID(e.From)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			return reply(msgWelcome(s.cfg.PublicURL)), nil
+			return reply(msgWelcome(s.cfg.PublicURL)), nil, nil
 		case err != nil:
-			return nil, err
+			return nil, nil, err
 		}
 		if b.State != store.StateActive {
 			if err := tx.SetBindingState(e.From, store.StateActive); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
-		return reply(msgWelcomeBack(b.Name)), nil
+		return reply(msgWelcomeBack(b.Name)), nil, nil
 	case e.MsgType == "event" && strings.EqualFold(e.Event, "unsubscribe"):
 		err := tx.SetBindingState(e.From, store.StateSuspended)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return nil, err
+			return nil, nil, err
 		}
-		return nil, nil
+		return nil, nil, nil
 	case e.IsScan():
 		out, err := s.scan(tx, e.From, e.ScanType, e.ScanResult, scanTime(e), e.ID)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return reply(out.message), nil
+		return reply(out.message), &out, nil
 	case e.MsgType == "text":
-		return reply(msgHelp(s.cfg.PublicURL)), nil
+		return reply(msgHelp(s.cfg.PublicURL)), nil, nil
 	}
-	return nil, nil
+	return nil, nil, nil
 }
 
 func scanTime(e events.Event) time.Time {

@@ -13,6 +13,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/wxscan/wxscan/callback"
 	"github.com/wxscan/wxscan/events"
 )
@@ -101,6 +105,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		opts.Server = srv
 		log.Info("embedded nats started", "listen", cfg.NATSListen, "store", events.StoreDirOf(cfg.DataDir))
 	}
+	reg := prometheus.NewRegistry()
+	busMetrics := events.NewMetrics()
+	if err := registerAll(reg, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), busMetrics); err != nil {
+		return err
+	}
+	opts.Metrics = busMetrics
 	bus, err := events.Connect(ctx, opts)
 	if err != nil {
 		return err
@@ -117,7 +127,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	health := callback.Health(m.ready)
 	mux.Handle("GET /healthz", health)
 	mux.Handle("GET /readyz", health)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	if cfg.HasRole("callback") {
+		cbMetrics := callback.NewMetrics()
+		if err := registerAll(reg, cbMetrics); err != nil {
+			return err
+		}
 		h, err := callback.NewWeChatHandler(callback.Config{
 			AppID:             cfg.AppID,
 			Tokens:            []string{cfg.Token, cfg.TokenPrev},
@@ -125,6 +140,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			RequireEncryption: cfg.RequireEncryption,
 			MaxSkew:           cfg.MaxSkew,
 			Logger:            log,
+			Metrics:           cbMetrics,
 		}, bus)
 		if err != nil {
 			return err
@@ -139,7 +155,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 	if m.workers != nil {
-		if err := m.workers.start(ctx, bus, mux); err != nil {
+		if err := m.workers.start(ctx, bus, mux, reg); err != nil {
 			return err
 		}
 		m.closers = append(m.closers, m.workers.stop)
@@ -231,6 +247,16 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// registerAll registers each collector with reg.
+func registerAll(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
+	return nil
 }
 
 // dbPath is the workers' bbolt file in a data dir.

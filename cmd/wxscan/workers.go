@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wxscan/wxscan/events"
 	"github.com/wxscan/wxscan/store"
 	"github.com/wxscan/wxscan/workers"
@@ -21,6 +23,7 @@ type workersRole struct {
 	log *slog.Logger
 	db  *store.DB
 	wx  *wechatapi.Client
+	wxm *wechatapi.Metrics
 	svc *workers.Service
 	// consumer tunes the durable consumer (tests shorten AckWait).
 	consumer events.ConsumerConfig
@@ -37,22 +40,32 @@ func openWorkers(cfg Config, log *slog.Logger) (*workersRole, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open data directory %s: %w", cfg.DataDir, err)
 	}
-	wx, err := wechatapi.New(wechatapi.Config{BaseURL: cfg.APIBase, AppID: cfg.AppID, AppSecret: cfg.AppSecret, Cache: db, Logger: log})
+	wxm := wechatapi.NewMetrics()
+	wx, err := wechatapi.New(wechatapi.Config{BaseURL: cfg.APIBase, AppID: cfg.AppID, AppSecret: cfg.AppSecret, Cache: db, Logger: log, Metrics: wxm})
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	return &workersRole{cfg: cfg, log: log, db: db, wx: wx}, nil
+	return &workersRole{cfg: cfg, log: log, db: db, wx: wx, wxm: wxm}, nil
 }
 
-// start runs the consumer and the pages' operations, and mounts the admin
-// API (the process with the workers role serves it: it owns the store).
-func (w *workersRole) start(ctx context.Context, bus *events.Bus, mux *http.ServeMux) error {
+// start runs the consumer and the pages' operations, mounts the admin
+// API (the process with the workers role serves it: it owns the store) and
+// registers the workers' metrics with reg.
+func (w *workersRole) start(ctx context.Context, bus *events.Bus, mux *http.ServeMux, reg prometheus.Registerer) error {
+	wm := workers.NewMetrics()
 	svc, err := workers.New(workers.Config{
 		AppID: w.cfg.AppID, PublicURL: w.cfg.PublicURL, OAuthBase: w.cfg.OAuthBase, Scope: w.cfg.OAuthScope,
-		DB: w.db, Bus: bus, WeChat: w.wx, Logger: w.log, Consumer: w.consumer,
+		DB: w.db, Bus: bus, WeChat: w.wx, Logger: w.log, Consumer: w.consumer, Metrics: wm,
 	})
 	if err != nil {
+		return err
+	}
+	durable := w.consumer.Durable
+	if durable == "" {
+		durable = "workers"
+	}
+	if err := registerAll(reg, wm, w.wxm, bus.StreamCollector(durable)); err != nil {
 		return err
 	}
 	if err := svc.Start(context.WithoutCancel(ctx)); err != nil {

@@ -59,6 +59,8 @@ type Config struct {
 	Cache      TokenCache   // nil: tokens live in memory only
 	Now        func() time.Time
 	Logger     *slog.Logger
+	// Metrics receives the client's measurements; nil keeps them unregistered.
+	Metrics *Metrics
 
 	// RefreshAhead is how long before expiry a credential is refreshed (default 5m; at most half its life).
 	RefreshAhead time.Duration
@@ -84,6 +86,7 @@ type Client struct {
 	cache        TokenCache
 	now          func() time.Time
 	log          *slog.Logger
+	metrics      *Metrics
 	refreshAhead time.Duration
 	minForced    time.Duration
 
@@ -118,6 +121,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
 	if cfg.RefreshAhead <= 0 {
 		cfg.RefreshAhead = defaultRefreshAhead
 	}
@@ -132,6 +138,7 @@ func New(cfg Config) (*Client, error) {
 		cache:        cfg.Cache,
 		now:          cfg.Now,
 		log:          cfg.Logger,
+		metrics:      cfg.Metrics,
 		refreshAhead: cfg.RefreshAhead,
 		minForced:    cfg.MinForcedRefresh,
 	}
@@ -162,7 +169,9 @@ type status struct {
 // call sends one request to endpoint (relative to the base, e.g. "cgi-bin/token"), checks the HTTP status
 // and the errcode, and decodes the JSON answer into out (when not nil). A non-nil body is sent as JSON.
 // Errors are *Error (errcode), *StatusError (HTTP status) or transport/decoding errors; none holds the URL.
-func (c *Client) call(ctx context.Context, method, endpoint string, query url.Values, body any, out any) error {
+// Each call is counted by endpoint and outcome.
+func (c *Client) call(ctx context.Context, method, endpoint string, query url.Values, body any, out any) (err error) {
+	defer func() { c.metrics.calls.WithLabelValues(endpoint, callLabel(err)).Inc() }()
 	var rd io.Reader
 	if body != nil {
 		var buf bytes.Buffer

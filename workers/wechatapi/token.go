@@ -94,6 +94,10 @@ func (k *credential) refresh(ctx context.Context, f *flight) {
 			}
 		}
 		k.c.log.Info("wechatapi: credential refreshed", "kind", k.kind, "expires_in", ttl)
+		k.c.metrics.refreshes.WithLabelValues(k.kind, "ok").Inc()
+		k.c.metrics.refreshed.WithLabelValues(k.kind).Set(float64(k.c.now().Unix()))
+	} else {
+		k.c.metrics.refreshes.WithLabelValues(k.kind, "error").Inc()
 	}
 
 	k.mu.Lock()
@@ -133,6 +137,7 @@ func (k *credential) drop(failed string) bool {
 	k.lastForced = now
 	k.value, k.expiresAt, k.refreshAt = "", time.Time{}, time.Time{}
 	k.c.count(func(s *Stats) { s.ForcedRefreshes++ })
+	k.c.metrics.forced.WithLabelValues(k.kind).Inc()
 	k.c.log.Warn("wechatapi: credential rejected, forcing a refresh", "kind", k.kind)
 	return true
 }

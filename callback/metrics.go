@@ -1,0 +1,114 @@
+package callback
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the WeChat endpoint's Prometheus metrics. It is a
+// prometheus.Collector; register it once. Safe for concurrent use.
+type Metrics struct {
+	requests       *prometheus.CounterVec
+	seconds        *prometheus.HistogramVec
+	verifyFailures *prometheus.CounterVec
+}
+
+// Verification failure reasons, as label values.
+const (
+	reasonSignature = "bad_signature"
+	reasonTimestamp = "stale_timestamp"
+	reasonDecrypt   = "decrypt"
+	reasonAppID     = "appid"
+)
+
+// NewMetrics returns unregistered endpoint metrics.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxscan_callback_requests_total",
+			Help: "Requests to /wechat/callback by mode (echo, plain, compat, safe) and HTTP status.",
+		}, []string{"mode", "status"}),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "wxscan_callback_request_seconds",
+			Help:    "Time to answer a request to /wechat/callback, by mode; a reply-wanting event includes the wait for the worker's reply.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2, 3.5, 5},
+		}, []string{"mode"}),
+		verifyFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxscan_callback_verify_failures_total",
+			Help: "Refused callbacks by reason: bad_signature, stale_timestamp, decrypt, appid.",
+		}, []string{"reason"}),
+	}
+	for _, r := range []string{reasonSignature, reasonTimestamp, reasonDecrypt, reasonAppID} {
+		m.verifyFailures.WithLabelValues(r)
+	}
+	return m
+}
+
+// Describe implements prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	m.requests.Describe(ch)
+	m.seconds.Describe(ch)
+	m.verifyFailures.Describe(ch)
+}
+
+// Collect implements prometheus.Collector.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	m.requests.Collect(ch)
+	m.seconds.Collect(ch)
+	m.verifyFailures.Collect(ch)
+}
+
+// instrument counts each request to next by mode and status and times it.
+func (m *Metrics) instrument(now func() time.Time, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		mode := requestMode(r)
+		m.requests.WithLabelValues(mode, strconv.Itoa(rec.status)).Inc()
+		m.seconds.WithLabelValues(mode).Observe(now().Sub(start).Seconds())
+	})
+}
+
+// requestMode names a request's mode from its method and query, as the
+// endpoint serves it: encrypt_type=aes is safe mode, a msg_signature
+// without it compatible mode.
+func requestMode(r *http.Request) string {
+	if r.Method == http.MethodGet {
+		return "echo"
+	}
+	q := r.URL.Query()
+	switch {
+	case q.Get("encrypt_type") == "aes":
+		return "safe"
+	case q.Get("msg_signature") != "":
+		return "compat"
+	}
+	return "plain"
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// verifyError marks a refusal as a verification failure with its reason
+// label; its text is the wrapped error's.
+type verifyError struct {
+	reason string
+	err    error
+}
+
+func (e verifyError) Error() string { return e.err.Error() }
+func (e verifyError) Unwrap() error { return e.err }
+
+func verifyFailed(reason string, err error) error { return verifyError{reason: reason, err: err} }
