@@ -28,8 +28,23 @@ func (s *Server) FailNext(path string, errcode int, n int) {
 	s.failNext[path] = &failRule{code: errcode, n: n}
 }
 
+// FailFor makes every call of path for the next d (by the server's clock) answer errcode as FailNext
+// does: an outage of that length. It replaces an earlier FailNext or FailFor rule for path; d <= 0
+// removes it.
+func (s *Server) FailFor(path string, errcode int, d time.Duration) {
+	path = normPath(path)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d <= 0 {
+		delete(s.failNext, path)
+		return
+	}
+	s.failNext[path] = &failRule{code: errcode, until: s.now().Add(d)}
+}
+
 // SetDelay delays every later call of path by d before it is answered (0 removes the delay). A request
-// whose client gives up during the delay gets no answer.
+// whose client gives up during the delay gets no answer and has no effect (e.g. custom/send records no
+// message), as if WeChat never got it.
 func (s *Server) SetDelay(path string, d time.Duration) {
 	path = normPath(path)
 	s.mu.Lock()
@@ -68,6 +83,14 @@ func (s *Server) Calls(path string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.calls[normPath(path)]
+}
+
+// CallTimes returns the arrival times (by the server's clock) of the requests of path, oldest first: the
+// last 1024 of them, failed ones included.
+func (s *Server) CallTimes(path string) []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.callTimes[normPath(path)])
 }
 
 // Sent returns the messages accepted by cgi-bin/message/custom/send, in order.

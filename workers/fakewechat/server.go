@@ -8,6 +8,7 @@
 package fakewechat
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"io"
@@ -27,6 +28,7 @@ const (
 	oauthTokenTTL   = 7200 * time.Second
 	refreshTokenTTL = 30 * 24 * time.Hour
 	maxBody         = 1 << 20
+	maxCallTimes    = 1024
 )
 
 // Config configures a Server.
@@ -61,6 +63,7 @@ type Server struct {
 	failNext    map[string]*failRule
 	delays      map[string]time.Duration
 	calls       map[string]int
+	callTimes   map[string][]time.Time // the last maxCallTimes arrivals per path
 	sent        []Message
 	menu        json.RawMessage
 }
@@ -85,9 +88,11 @@ type oauthGrant struct {
 	expiresAt time.Time
 }
 
+// failRule answers code to the next n calls, or, when until is set, to every call before until.
 type failRule struct {
-	code int
-	n    int
+	code  int
+	n     int
+	until time.Time
 }
 
 // New returns a Server for cfg.
@@ -113,6 +118,7 @@ func New(cfg Config) *Server {
 		failNext:    map[string]*failRule{},
 		delays:      map[string]time.Duration{},
 		calls:       map[string]int{},
+		callTimes:   map[string][]time.Time{},
 	}
 	s.route("/cgi-bin/token", s.token)
 	s.route("/cgi-bin/ticket/getticket", s.getTicket)
@@ -156,16 +162,15 @@ func (s *Server) route(path string, h func(*http.Request) reply) {
 		start := time.Now()
 		s.mu.Lock()
 		s.calls[path]++
+		times := s.callTimes[path]
+		if len(times) == maxCallTimes {
+			times = times[1:]
+		}
+		s.callTimes[path] = append(times, s.now())
 		d := s.delays[path]
 		s.mu.Unlock()
-		if d > 0 {
-			t := time.NewTimer(d)
-			select {
-			case <-t.C:
-			case <-r.Context().Done():
-				t.Stop()
-				return
-			}
+		if d > 0 && !s.wait(r, d) {
+			return
 		}
 		rep, injected := s.injected(path)
 		if !injected {
@@ -177,6 +182,25 @@ func (s *Server) route(path string, h func(*http.Request) reply) {
 	})
 }
 
+// wait delays r by d and reports false when its client gave up meanwhile: such a call has no effect.
+// The body is read first, because net/http notices a client that went away only once the body has
+// been consumed.
+func (s *Server) wait(r *http.Request, d time.Duration) bool {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	if err != nil {
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return r.Context().Err() == nil
+	case <-r.Context().Done():
+		return false
+	}
+}
+
 func (s *Server) injected(path string) (reply, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -184,8 +208,12 @@ func (s *Server) injected(path string) (reply, bool) {
 	if f == nil {
 		return reply{}, false
 	}
-	f.n--
-	if f.n <= 0 {
+	if !f.until.IsZero() {
+		if !s.now().Before(f.until) {
+			delete(s.failNext, path)
+			return reply{}, false
+		}
+	} else if f.n--; f.n <= 0 {
 		delete(s.failNext, path)
 	}
 	if f.code >= 500 && f.code <= 599 {

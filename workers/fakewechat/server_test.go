@@ -192,6 +192,67 @@ func TestSetDelay(t *testing.T) {
 	}
 }
 
+func TestSetDelayCallGivenUpHasNoEffect(t *testing.T) {
+	s, base := MustServer(t, fakewechat.Config{AppID: appID, AppSecret: appSecret})
+	send := base + "/cgi-bin/message/custom/send?access_token=" + url.QueryEscape(token(t, base))
+	body := `{"touser":"oA","msgtype":"text","text":{"content":"x"}}`
+	s.SetDelay("/cgi-bin/message/custom/send", 300*time.Millisecond)
+	client := &http.Client{Timeout: 50 * time.Millisecond}
+	if _, err := client.Post(send, "application/json", strings.NewReader(body)); err == nil {
+		t.Fatal("no timeout")
+	}
+	s.SetDelay("/cgi-bin/message/custom/send", 0)
+	if a := do(t, "POST", send, body); a.ErrCode != 0 {
+		t.Fatalf("answer=%+v", a)
+	}
+	time.Sleep(400 * time.Millisecond) // past the first call's delay
+	if got, want := len(s.Sent()), 1; got != want {
+		t.Fatalf("sent=%d, want %d (the call given up must not send)", got, want)
+	}
+}
+
+func TestFailForAndCallTimes(t *testing.T) {
+	var (
+		mu  sync.Mutex
+		now = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	s, base := MustServer(t, fakewechat.Config{AppID: appID, AppSecret: appSecret, Now: clock})
+	tokURL := base + "/cgi-bin/token?grant_type=client_credential&appid=" + appID + "&secret=" + appSecret
+
+	s.FailFor("/cgi-bin/token", 500, 10*time.Second)
+	for i := range 3 {
+		if got, want := do(t, "GET", tokURL, "").Status, 500; got != want {
+			t.Fatalf("call %d: status=%d, want %d", i, got, want)
+		}
+		advance(3 * time.Second)
+	}
+	advance(time.Second) // the outage is over
+	if a := do(t, "GET", tokURL, ""); a.ErrCode != 0 || a.AccessToken == "" {
+		t.Fatalf("after the outage: answer=%+v", a)
+	}
+	s.FailFor("/cgi-bin/token", -1, time.Minute)
+	s.FailFor("/cgi-bin/token", 0, 0) // cleared
+	if a := do(t, "GET", tokURL, ""); a.ErrCode != 0 {
+		t.Fatalf("after clearing: answer=%+v", a)
+	}
+
+	times := s.CallTimes("cgi-bin/token")
+	if got, want := len(times), s.Calls("/cgi-bin/token"); got != want {
+		t.Fatalf("call times=%d, want %d (one per call)", got, want)
+	}
+	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, want := range []time.Time{start, start.Add(3 * time.Second), start.Add(6 * time.Second), start.Add(10 * time.Second), start.Add(10 * time.Second)} {
+		if !times[i].Equal(want) {
+			t.Fatalf("call %d at %v, want %v", i, times[i], want)
+		}
+	}
+	if got := s.CallTimes("/sns/userinfo"); len(got) != 0 {
+		t.Fatalf("call times=%v, want none", got)
+	}
+}
+
 func TestCustomSendAndMenu(t *testing.T) {
 	s, base := MustServer(t, fakewechat.Config{AppID: appID, AppSecret: appSecret})
 	tok := token(t, base)
