@@ -252,6 +252,9 @@ var errInvalidEvent = errors.New("invalid event")
 // deliver hands each reply to exactly one path: the callback still holding
 // WeChat's request (passive reply) or message/custom/send. Replies to one
 // person go out in event order; different people's go out concurrently.
+// After a transient failure, that person's later replies in the batch are
+// not tried: they are retried with it, so the order holds and a hanging
+// WeChat costs one timeout per person, not one per reply.
 // Delivered replies leave the outbox; a transient failure leaves the reply
 // there and the event is retried; a permanent one (e.g. 45015) dead-letters
 // the event.
@@ -277,12 +280,19 @@ func (s *Service) deliver(ctx context.Context, evs []events.Event, replies []*ev
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
+			var held error // set once a reply to user failed: later ones wait for it
 			for _, i := range byUser[user] {
 				e := evs[i]
+				if held != nil {
+					errs[i] = fmt.Errorf("workers: reply to %s held back: %w", e.ID, held)
+					continue
+				}
 				path, err := s.sendReply(ctx, *replies[i])
 				if err != nil {
 					if wechatapi.Permanent(err) {
 						err = events.Permanent(err)
+					} else {
+						held = fmt.Errorf("an earlier reply to the same person was not delivered: %w", err)
 					}
 					errs[i] = fmt.Errorf("workers: reply to %s: %w", e.ID, err)
 					continue

@@ -345,28 +345,28 @@ func TestReplyFailsTransientlyThenIsSentOnce(t *testing.T) {
 	}
 }
 
-func TestPermanentReplyFailureIsDeadLettered(t *testing.T) {
+// TestRepliesToOnePersonKeepTheirOrderAfterAFailure: when a person's first
+// reply in a batch fails, the later ones wait and go out after it.
+func TestRepliesToOnePersonKeepTheirOrderAfterAFailure(t *testing.T) {
 	h := MustHarness(t)
 	h.openStocktake(t)
 	h.bind(t, "oAnn", "E001", "111111")
-	h.fake.FailNext("/cgi-bin/message/custom/send", 45015, 1)
-	h.publish(t, scanEvent(t, "oAnn", "EAN_13,1"))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		dl, err := h.bus.DeadLetters(context.Background(), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(dl) == 1 {
-			if !strings.Contains(dl[0].Reason, "45015") {
-				t.Fatalf("reason=%q, want the errcode", dl[0].Reason)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("45015 not dead-lettered")
-		}
-		time.Sleep(20 * time.Millisecond)
+	batch := []events.Event{scanEvent(t, "oAnn", "EAN_13,1111"), scanEvent(t, "oAnn", "EAN_13,2222")}
+	h.fake.FailNext("/cgi-bin/message/custom/send", 503, 1)
+	errs := h.svc.HandleBatch(context.Background(), batch)
+	if errs[0] == nil || errs[1] == nil || events.IsPermanent(errs[0]) || events.IsPermanent(errs[1]) {
+		t.Fatalf("errs=%v, want transient errors for both replies", errs)
+	}
+	if got, want := h.fake.Calls("/cgi-bin/message/custom/send"), 1; got != want {
+		t.Fatalf("custom/send calls=%d, want %d: oAnn's second reply must wait for the first", got, want)
+	}
+	// The redelivery sends both, in order, and records nothing new.
+	if errs := h.svc.HandleBatch(context.Background(), batch); errs[0] != nil || errs[1] != nil {
+		t.Fatalf("redelivery errs=%v", errs)
+	}
+	got := h.sentTo(t, "oAnn", 2)
+	if !strings.Contains(got[0], "1111") || !strings.Contains(got[1], "2222") {
+		t.Fatalf("oAnn's replies=%q, want 1111 then 2222", got)
 	}
 }
 
