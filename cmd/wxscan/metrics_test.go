@@ -249,3 +249,28 @@ func TestMetricsAndRequestID(t *testing.T) {
 		}
 	}
 }
+
+func TestCallbackOnlyProcessDropsTheAppSecret(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Roles = []string{"callback"}
+	logs := &syncBuffer{}
+	m := NewMain()
+	m.Config = cfg
+	m.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.Config.AppSecret != "" {
+		t.Fatal("a callback-only process kept the AppSecret")
+	}
+	var warned bool
+	for _, rec := range logs.records(t) {
+		if msg, _ := rec["msg"].(string); strings.Contains(msg, "WXSCAN_APPSECRET is set") {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Fatal("no warning that WXSCAN_APPSECRET is ignored")
+	}
+}

@@ -78,6 +78,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.Logger = newLogger(m.Stderr, cfg.LogLevel, cfg.LogFormat)
 	}
 	log := m.Logger
+	if cfg.AppSecret != "" && !cfg.HasRole("workers") {
+		// SPEC §2: a callback-only process holds no AppSecret, not even unused.
+		log.Warn("WXSCAN_APPSECRET is set but this process has no workers role: ignored; remove it from this process's environment")
+		cfg.AppSecret, m.Config.AppSecret = "", ""
+	}
 	if cfg.DataDir != "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return fmt.Errorf("data dir: %w", err)
