@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -355,10 +356,61 @@ func (p *pagesHandler) errorPage(w http.ResponseWriter, r *http.Request, op stri
 	p.render(w, r, o.Status, "error", pageErrorView{Title: title, Status: o.Status, Code: o.Code, Message: o.Message, Links: links})
 }
 
-// errorJSON answers POST /api/scans with {"error":{"code","message"}}.
+// errorJSON answers POST /api/scans with {"error":{"code","message"}}; the
+// message is plain text (the scan page shows it as text).
 func (p *pagesHandler) errorJSON(w http.ResponseWriter, r *http.Request, err error) {
 	o := p.outcome(r, events.OpScanSubmit, err)
-	pageJSON(w, o.Status, map[string]any{"error": map[string]string{"code": o.Code, "message": o.Message}})
+	pageJSON(w, o.Status, map[string]any{"error": map[string]string{"code": o.Code, "message": pagePlainText(o.Message)}})
+}
+
+// pageChatLink is a link in a message of the workers: they word messages
+// for the chat too, where WeChat shows <a href="URL">label</a> as a link.
+var pageChatLink = regexp.MustCompile(`<a href="([^"<>]*)">([^<>]*)</a>`)
+
+// pageSpan is a piece of a message: text, or a link when Href is set.
+type pageSpan struct{ Text, Href string }
+
+// pageSpans splits a message into text and its chat links, so that a page
+// shows a link as a link and never its markup. A link that is not http(s)
+// or a path stays text.
+func pageSpans(msg string) []pageSpan {
+	var spans []pageSpan
+	last := 0
+	for _, m := range pageChatLink.FindAllStringSubmatchIndex(msg, -1) {
+		href, label := msg[m[2]:m[3]], msg[m[4]:m[5]]
+		if m[0] > last {
+			spans = append(spans, pageSpan{Text: msg[last:m[0]]})
+		}
+		if pageLinkable(href) {
+			spans = append(spans, pageSpan{Text: label, Href: href})
+		} else {
+			spans = append(spans, pageSpan{Text: label})
+		}
+		last = m[1]
+	}
+	if last < len(msg) {
+		spans = append(spans, pageSpan{Text: msg[last:]})
+	}
+	return spans
+}
+
+// pagePlainText is a message with its chat links replaced by their labels.
+func pagePlainText(msg string) string {
+	return pageChatLink.ReplaceAllString(msg, "$2")
+}
+
+// pageLinkable reports whether a page may link to href: an absolute
+// http(s) URL or a path on this site (not //host, nor a backslash, which
+// browsers read as a slash).
+func pageLinkable(href string) bool {
+	u, err := url.Parse(href)
+	if err != nil || strings.Contains(href, `\`) {
+		return false
+	}
+	if u.Scheme == "" {
+		return u.Host == "" && strings.HasPrefix(u.Path, "/")
+	}
+	return (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
 }
 
 // render executes the page template name into a buffer, so that a

@@ -26,6 +26,7 @@ p{margin:8px 0}
 .status{font-size:40px;line-height:1;margin:8px 0 12px}
 .who{font-size:18px;font-weight:600}
 label{display:block;margin:12px 0 4px;font-size:14px;color:#4e5969}
+form>label:first-child{margin-top:0}
 input{width:100%;font-size:17px;padding:10px 12px;border:1px solid #c9cdd4;border-radius:8px;background:#fff}
 input:focus{outline:none;border-color:#07c160}
 button{width:100%;font-size:17px;padding:12px;margin-top:16px;border:0;border-radius:8px;background:#07c160;color:#fff}
@@ -214,12 +215,14 @@ const pagesTemplateText = `
 </html>
 {{end}}
 
+{{define "message"}}{{range spans .}}{{if .Href}}<a href="{{.Href}}">{{.Text}}</a>{{else}}{{.Text}}{{end}}{{end}}{{end}}
+
 {{define "links"}}{{if .}}<p class="links">{{range .}}<a href="{{.Href}}">{{.Label}}</a>{{end}}</p>{{end}}{{end}}
 
 {{define "error"}}{{template "top" .Title}}
 <section class="card">
 <h1>{{.Title}}</h1>
-<p class="err">{{.Message}}</p>
+<p class="err">{{template "message" .Message}}</p>
 {{template "links" .Links}}
 <p class="muted">错误 {{.Status}}{{if .Code}} · {{.Code}}{{end}}</p>
 </section>
@@ -234,7 +237,7 @@ const pagesTemplateText = `
 <section class="card">
 <h1>{{if .Bound}}重新绑定{{else}}绑定工号{{end}}</h1>
 <p class="muted">输入你的工号和主管给你的绑定码，绑定后就能扫码盘点。</p>
-{{if .Error}}<p class="err" role="alert">{{.Error}}</p>{{end}}
+{{if .Error}}<p class="err" role="alert">{{template "message" .Error}}</p>{{end}}
 <form method="post" action="/bind" autocomplete="off">
 <input type="hidden" name="session" value="{{.Session}}">
 <label for="employee_no">工号</label>
@@ -282,7 +285,7 @@ const pagesTemplateText = `
 {{template "bottom"}}{{end}}
 `
 
-var pagesTemplates = template.Must(template.New("pages").Parse(pagesTemplateText))
+var pagesTemplates = template.Must(template.New("pages").Funcs(template.FuncMap{"spans": pageSpans}).Parse(pagesTemplateText))
 
 // pagesCSP forbids every load from anywhere else: no script or style but
 // the two inline blocks above (by hash; 'unsafe-inline' is ignored by every
