@@ -16,9 +16,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -38,6 +41,11 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrInvalid means the arguments are invalid (empty key, bad state, ...).
 	ErrInvalid = errors.New("invalid")
+	// ErrNoSpace means a write failed because the data disk is full, a disk
+	// quota is used up or the file reached the process's file size limit.
+	// The failed transaction was rolled back: the file holds what was
+	// committed before.
+	ErrNoSpace = errors.New("no space left on the data disk")
 )
 
 // DefaultTimeout is how long Open waits for the file lock when Options.Timeout is zero.
@@ -122,7 +130,10 @@ var migrations = []func(*bbolt.Tx) error{
 // Open opens (creating if needed) the database file at path and its parent
 // directory, and migrates its schema. If another process or handle holds the
 // file, Open gives up after opts.Timeout with an error wrapping ErrLocked
-// whose text says the database is locked by another process.
+// whose text says the database is locked by another process. If the disk is
+// full, the error wraps ErrNoSpace; a new file is built under a temporary
+// name and appears at path only once it is complete, so a full disk at the
+// first start never leaves a half-written file behind.
 func Open(path string, opts Options) (*DB, error) {
 	if path == "" {
 		return nil, fmt.Errorf("store: open: empty path: %w", ErrInvalid)
@@ -132,20 +143,24 @@ func Open(path string, opts Options) (*DB, error) {
 		timeout = DefaultTimeout
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		return nil, fmt.Errorf("store: open %s: %w", path, noSpace(err))
 	}
-	bdb, err := bbolt.Open(path, 0o600, &bbolt.Options{
+	bopts := &bbolt.Options{
 		Timeout:         timeout,
 		NoFreelistSync:  true,
 		FreelistType:    bbolt.FreelistMapType,
 		NoSync:          opts.NoSync,
 		InitialMmapSize: initialMmapSize,
-	})
+	}
+	if err := create(path, bopts); err != nil {
+		return nil, err
+	}
+	bdb, err := bbolt.Open(path, 0o600, bopts)
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("store: open: database %s is locked by another process (waited %s): %w", path, timeout, ErrLocked)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		return nil, fmt.Errorf("store: open %s: %w", path, noSpace(err))
 	}
 	db := &DB{bolt: bdb, path: path}
 	if err := db.migrate(); err != nil {
@@ -153,6 +168,64 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// create makes a new database file at path, initialised and migrated, if
+// none exists. It writes a temporary file next to path and hard-links it into
+// place, so path is either absent or complete: bbolt's own initialisation
+// writes the first pages in place, and a short write there (a full disk)
+// leaves a file that later fails to open or faults when read. If another
+// process creates path first, create leaves that one alone.
+func create(path string, bopts *bbolt.Options) error {
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		return nil // it exists, or bbolt.Open reports why it cannot be read
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".new-*")
+	if err != nil {
+		return fmt.Errorf("store: create %s: %w", path, noSpace(err))
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("store: create %s: %w", path, noSpace(err))
+	}
+	bdb, err := bbolt.Open(tmp, 0o600, bopts)
+	if err != nil {
+		return fmt.Errorf("store: create %s: %w", path, noSpace(err))
+	}
+	err = (&DB{bolt: bdb, path: path}).migrate()
+	if cerr := bdb.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("store: create %s: %w", path, noSpace(cerr))
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Link(tmp, path); err != nil {
+		// Another process won the race (EEXIST): open its file. Or the file
+		// system has no hard links: let bbolt create path in place, as it
+		// would without this step.
+		return nil
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync() // make the new name durable; best effort
+		_ = d.Close()
+	}
+	return nil
+}
+
+// noSpace wraps err with ErrNoSpace if it says the disk, the quota or the
+// file size limit is exhausted. bbolt flattens some errors to text ("file
+// resize error: truncate ...: file too large"), so the texts count too.
+func noSpace(err error) error {
+	if err == nil || errors.Is(err, ErrNoSpace) {
+		return err
+	}
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EFBIG} {
+		if errors.Is(err, errno) || strings.Contains(err.Error(), errno.Error()) {
+			return fmt.Errorf("%w: %w", ErrNoSpace, err)
+		}
+	}
+	return err
 }
 
 func (db *DB) migrate() error {
@@ -179,7 +252,7 @@ func (db *DB) migrate() error {
 		return meta.Put(keySchemaVersion, []byte(strconv.Itoa(len(migrations))))
 	})
 	if err != nil {
-		return fmt.Errorf("store: migrate %s: %w", db.path, err)
+		return fmt.Errorf("store: migrate %s: %w", db.path, noSpace(err))
 	}
 	return nil
 }
@@ -218,6 +291,31 @@ func (db *DB) Close() error {
 	return nil
 }
 
+// Check verifies the file's structure: every page reachable exactly once or
+// free, no page both free and in use, keys in order. It reads the whole file
+// while holding the writer's lock (bbolt's check is only safe against
+// concurrent writers in a writable transaction), so it is for tests and
+// maintenance, not for start-up or request paths. A nil error means the file
+// is consistent.
+func (db *DB) Check() error {
+	var errs []error
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		return errCheckDone // roll back: Check writes nothing
+	})
+	if err != nil && !errors.Is(err, errCheckDone) {
+		return fmt.Errorf("store: check %s: %w", db.path, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("store: check %s: %w", db.path, errors.Join(errs...))
+	}
+	return nil
+}
+
+var errCheckDone = errors.New("check done")
+
 // Path returns the database file's path.
 func (db *DB) Path() string { return db.path }
 
@@ -243,7 +341,7 @@ func (db *DB) Update(fn func(tx *Tx) error) error {
 		return fnErr
 	}
 	if err != nil {
-		return fmt.Errorf("store: commit: %w", err)
+		return fmt.Errorf("store: commit: %w", noSpace(err))
 	}
 	return nil
 }

@@ -2,8 +2,11 @@ package store_test
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -295,5 +298,56 @@ func TestOpen_MigratesFromVersion1(t *testing.T) {
 	}
 	if err := db.Update(func(tx *store.Tx) error { return tx.PutOutbox("e1", []byte("x")) }); err != nil {
 		t.Fatalf("outbox after migration: %v", err)
+	}
+}
+
+func TestCheck_ConsistentAfterUse(t *testing.T) {
+	db := MustOpen(t)
+	st, err := db.OpenStocktake("march", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		err := db.Update(func(tx *store.Tx) error {
+			_, err := tx.RecordScan(scan(st.ID, "o1", "C"+strconv.Itoa(i), t0.Add(time.Duration(i)*time.Second)))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Check(); err != nil {
+		t.Fatal(err)
+	}
+	// Check writes nothing: the data is as before.
+	scans, err := db.Scans(st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(scans), 200; got != want {
+		t.Fatalf("scans=%d, want %d", got, want)
+	}
+}
+
+// A full disk (ENOSPC, as /dev/full answers every write) is reported as
+// ErrNoSpace, naming the file.
+func TestOpen_DiskFull(t *testing.T) {
+	const full = "/dev/full"
+	if _, err := os.Stat(full); err != nil {
+		t.Skipf("no %s: %v", full, err)
+	}
+	db, err := store.Open(full, store.Options{Timeout: 100 * time.Millisecond})
+	if err == nil {
+		db.Close()
+		t.Fatalf("opened %s", full)
+	}
+	if errors.Is(err, store.ErrLocked) {
+		t.Skipf("another process holds %s", full)
+	}
+	if !errors.Is(err, store.ErrNoSpace) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("err=%v, want ErrNoSpace wrapping ENOSPC", err)
+	}
+	if !strings.Contains(err.Error(), full) || !strings.Contains(err.Error(), "no space left on the data disk") {
+		t.Fatalf("err=%q, want the path and %q", err, "no space left on the data disk")
 	}
 }

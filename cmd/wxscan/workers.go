@@ -35,7 +35,10 @@ type workersRole struct {
 func openWorkers(cfg Config, log *slog.Logger) (*workersRole, error) {
 	db, err := store.Open(dbPath(cfg.DataDir), store.Options{})
 	if errors.Is(err, store.ErrLocked) {
-		return nil, fmt.Errorf("data directory %s is locked: another wxscan process is using it (%w)", cfg.DataDir, err)
+		return nil, fmt.Errorf("data directory %s (WXSCAN_DATA_DIR) is locked: another wxscan process is using it (%w)", cfg.DataDir, err)
+	}
+	if errors.Is(err, store.ErrNoSpace) {
+		return nil, fmt.Errorf("data directory %s (WXSCAN_DATA_DIR) is out of disk space: free some space and start again (%w)", cfg.DataDir, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open data directory %s: %w", cfg.DataDir, err)
