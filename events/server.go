@@ -32,7 +32,19 @@ type ServerConfig struct {
 // Server is an embedded nats-server with JetStream enabled.
 type Server struct {
 	*server.Server
+	lock *os.File
 }
+
+// storeLockWait is how long StartServer waits for another process to let
+// go of the store directory, as the store waits for its file lock.
+const storeLockWait = 2 * time.Second
+
+// maxStore is the JetStream storage limit the embedded server declares. The
+// streams' own limits (age, MaxBytes) bound what is stored; this only keeps
+// nats-server from refusing the WECHAT stream's 4 GiB reservation on a disk
+// with less than about 5.4 GiB free (its default limit is 75% of the free
+// space at start). A disk that really fills is a publish error: a 503.
+const maxStore = 1 << 40
 
 // StartServer starts an embedded NATS server with JetStream on file storage
 // under cfg.StoreDir and waits until it accepts connections (or fails after
@@ -41,9 +53,24 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	if err := os.MkdirAll(cfg.StoreDir, 0o700); err != nil {
 		return nil, fmt.Errorf("events: nats store dir: %w", err)
 	}
+	lock, err := lockStoreDir(cfg.StoreDir, storeLockWait)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := startServer(cfg)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	srv.lock = lock
+	return srv, nil
+}
+
+func startServer(cfg ServerConfig) (*Server, error) {
 	opts := &server.Options{
 		ServerName:             cfg.Name,
 		JetStream:              true,
+		JetStreamMaxStore:      maxStore,
 		StoreDir:               cfg.StoreDir,
 		NoSigs:                 true,
 		NoLog:                  true,
@@ -94,6 +121,9 @@ func StoreDirOf(dataDir string) string { return filepath.Join(dataDir, "nats") }
 func (s *Server) Close() {
 	s.Shutdown()
 	s.WaitForShutdown()
+	if s.lock != nil {
+		s.lock.Close()
+	}
 }
 
 func splitHostPort(hp string) (string, int, error) {

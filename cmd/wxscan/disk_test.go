@@ -343,17 +343,11 @@ func TestLockedDataDir(t *testing.T) {
 	tests := []struct {
 		name  string
 		roles string
-		skip  string
 	}{
 		{name: "workers", roles: "callback,workers"},
-		{name: "callback only", roles: "callback",
-			skip: "nothing locks the data directory of a callback-only serve with embedded NATS: both processes start on one JetStream store"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.skip != "" {
-				t.Skip(tt.skip)
-			}
 			fake := httptest.NewServer(fakewechat.New(fakewechat.Config{}))
 			defer fake.Close()
 			dir := t.TempDir()
@@ -408,6 +402,59 @@ func TestLockedDataDir(t *testing.T) {
 				t.Fatalf("stream msgs=%d, want %d", got, want)
 			}
 		})
+	}
+}
+
+// TestLockedDataDirCallbackOnly: a callback-only serve with the embedded
+// NATS has no bbolt file; the JetStream store directory's lock stops the
+// second one, which would otherwise run a second server on the same store.
+func TestLockedDataDirCallbackOnly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	dir := t.TempDir()
+	first := spawnServe(t, dir, "http://127.0.0.1:1", "WXSCAN_ROLES=callback", "WXSCAN_APPSECRET=")
+	addr := first.waitReady(t, 10*time.Second)
+	if addr == "" {
+		t.Fatalf("first serve exited: %q", first.lines())
+	}
+	sim := &wechatsim.Sim{URL: "http://" + addr + "/wechat/callback", Token: testToken, AESKey: testAESKey, AppID: testAppID, Mode: "plain"}
+	push := func() {
+		t.Helper()
+		req, err := sim.Build(wechatsim.Push{Kind: "location", OpenID: "oLock"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := sim.Send(context.Background(), req)
+		if err != nil || res.Status != http.StatusOK || res.Body != "success" {
+			t.Fatalf("push: %v %+v", err, res)
+		}
+	}
+	push()
+
+	second := spawnServe(t, dir, "http://127.0.0.1:1", "WXSCAN_ROLES=callback", "WXSCAN_APPSECRET=")
+	if a := second.waitReady(t, 10*time.Second); a != "" {
+		t.Fatalf("second serve on a held data directory became ready at %s", a)
+	}
+	code, elapsed := second.waitExit(t, 10*time.Second)
+	if code == 0 || elapsed > 10*time.Second {
+		t.Fatalf("second serve exited %d after %v, want non-zero within 10s", code, elapsed)
+	}
+	line := oneLine(t, second)
+	for _, part := range []string{"wxscan serve: data directory " + dir, "WXSCAN_DATA_DIR", "is locked", "another wxscan process is using it"} {
+		if !strings.Contains(line, part) {
+			t.Fatalf("stderr %q does not say %q", line, part)
+		}
+	}
+	push()
+	if got, want := httpStatus(t, "http://"+addr+"/readyz"), http.StatusOK; got != want {
+		t.Fatalf("first serve's readyz=%d, want %d", got, want)
+	}
+	first.stop(t)
+	cfg := testConfig(dir)
+	cfg.Roles = []string{"callback"}
+	if got, want := streamMsgs(t, MustRunMain(t, cfg)), uint64(2); got != want {
+		t.Fatalf("stream msgs=%d, want %d", got, want)
 	}
 }
 

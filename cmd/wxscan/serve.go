@@ -102,8 +102,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Name: "wxscan " + fmt.Sprint(cfg.Roles), Replicas: cfg.StreamReplicas, Logger: log}
 	if cfg.NATSURL == "" {
 		srv, err := events.StartServer(events.ServerConfig{StoreDir: events.StoreDirOf(cfg.DataDir), Listen: cfg.NATSListen})
+		if errors.Is(err, events.ErrStoreLocked) {
+			return fmt.Errorf("data directory %s (WXSCAN_DATA_DIR) is locked: another wxscan process is using it (%w)", cfg.DataDir, err)
+		}
 		if err != nil {
-			return fmt.Errorf("embedded nats (data dir %s in use by another process?): %w", cfg.DataDir, err)
+			return fmt.Errorf("embedded nats (WXSCAN_NATS_LISTEN %s): %w", cfg.NATSListen, err)
 		}
 		m.natsSrv = srv
 		m.closers = append(m.closers, func() error { srv.Close(); return nil })
