@@ -142,6 +142,11 @@ func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h BatchHandler) (
 	in := make(chan jetstream.Msg, 2*cfg.BatchSize)
 	cc, err := cons.Consume(func(m jetstream.Msg) { in <- m },
 		jetstream.PullMaxMessages(2*cfg.BatchSize),
+		// A pull that finds no consumer leader (a replicated consumer just
+		// created, or its leader's node gone) is re-sent only when two
+		// heartbeats (expiry/2 each) are missed: with the default 30 s
+		// expiry the workers stood still for 30 s; 5 s bounds that.
+		jetstream.PullExpiry(5*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			b.log.Debug("consume", "consumer", cfg.Durable, "err", err)
 		}))

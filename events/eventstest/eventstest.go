@@ -35,6 +35,20 @@ func MustServerAt(tb testing.TB, dir string) *events.Server {
 	return srv
 }
 
+// MustServerOn starts an embedded NATS server with JetStream on store dir
+// dir, listening on listen (a fixed host:port, so that a test can stop it
+// and start it again where its clients expect it), and stops it at cleanup.
+// Stopping it earlier with Close is fine.
+func MustServerOn(tb testing.TB, dir, listen string) *events.Server {
+	tb.Helper()
+	srv, err := events.StartServer(events.ServerConfig{StoreDir: dir, Listen: listen})
+	if err != nil {
+		tb.Fatalf("start nats on %s: %v", listen, err)
+	}
+	tb.Cleanup(srv.Close)
+	return srv
+}
+
 // MustBus connects a Bus for AppID to srv (started with MustServer when
 // nil), creates the streams, and closes it at cleanup.
 func MustBus(tb testing.TB, srv *events.Server) *events.Bus {
