@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"testing"
 	"time"
@@ -125,5 +126,41 @@ func TestCallbackRecoversWhenNATSReturns(t *testing.T) {
 	// One event each: before, the three retried, the three after.
 	if got, want := streamMsgs(t, m), uint64(7); got != want {
 		t.Fatalf("stream msgs=%d, want %d", got, want)
+	}
+}
+
+// TestServeWaitsForNATSAtStart: a callback started before its NATS (the
+// order a supervisor may start them in, or a cluster still forming) keeps
+// trying to create the streams for up to 10 s instead of exiting.
+func TestServeWaitsForNATSAtStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a NATS server late")
+	}
+	listen := eventstest.FreeAddrs(t, 1)[0]
+	cfg := testConfig(t.TempDir())
+	cfg.Roles = []string{"callback"}
+	cfg.NATSURL = "nats://" + listen
+	m := NewMain()
+	m.Config = cfg
+	m.Logger = slog.New(slog.DiscardHandler)
+	started := make(chan error, 1)
+	go func() { started <- m.Run(context.Background()) }()
+	t.Cleanup(func() { m.Close() })
+	select {
+	case err := <-started:
+		t.Fatalf("serve returned before NATS was up: %v", err)
+	case <-time.After(time.Second):
+	}
+	eventstest.MustServerOn(t, t.TempDir(), listen)
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve not ready 10 s after NATS came up")
+	}
+	if got, want := readyzStatus(t, m.HTTPAddr()), http.StatusOK; got != want {
+		t.Fatalf("readyz=%d, want %d", got, want)
 	}
 }

@@ -125,10 +125,21 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.bus = bus
 	m.closers = append(m.closers, bus.Close)
+	// A cluster that is still forming refuses a replicated stream ("no
+	// suitable peers for placement"): try again for up to 10 s.
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := bus.EnsureStreams(sctx); err != nil {
-		return err
+	for {
+		err := bus.EnsureStreams(sctx)
+		if err == nil {
+			break
+		}
+		log.Warn("streams not ready; retrying", "err", err)
+		select {
+		case <-sctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 
 	mux := http.NewServeMux()
