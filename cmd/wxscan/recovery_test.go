@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wxscan/wxscan/callback/wechatsim"
+	"github.com/wxscan/wxscan/events"
 	"github.com/wxscan/wxscan/events/eventstest"
 )
 
@@ -129,17 +130,34 @@ func TestCallbackRecoversWhenNATSReturns(t *testing.T) {
 	}
 }
 
-// TestServeWaitsForNATSAtStart: a callback started before its NATS (the
-// order a supervisor may start them in, or a cluster still forming) keeps
-// trying to create the streams for up to 10 s instead of exiting.
-func TestServeWaitsForNATSAtStart(t *testing.T) {
+// TestServeWaitsForAFormingCluster: a process started while its NATS
+// cluster is still forming (one of three nodes up: no JetStream quorum)
+// keeps trying to create the streams for up to 10 s instead of exiting.
+func TestServeWaitsForAFormingCluster(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a NATS server late")
+		t.Skip("starts a NATS cluster")
 	}
-	listen := eventstest.FreeAddrs(t, 1)[0]
+	addrs := eventstest.FreeAddrs(t, 6)
+	clients, routes := addrs[:3], addrs[3:]
+	node := func(i int) {
+		var others []string
+		for j, r := range routes {
+			if j != i {
+				others = append(others, "nats://"+r)
+			}
+		}
+		srv, err := events.StartServer(events.ServerConfig{StoreDir: t.TempDir(), Listen: clients[i],
+			Name: fmt.Sprintf("n%d", i), ClusterName: "forming", ClusterListen: routes[i], Routes: others})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Close)
+	}
+	node(0)
 	cfg := testConfig(t.TempDir())
 	cfg.Roles = []string{"callback"}
-	cfg.NATSURL = "nats://" + listen
+	cfg.NATSURL = "nats://" + clients[0]
+	cfg.StreamReplicas = 3
 	m := NewMain()
 	m.Config = cfg
 	m.Logger = slog.New(slog.DiscardHandler)
@@ -148,17 +166,18 @@ func TestServeWaitsForNATSAtStart(t *testing.T) {
 	t.Cleanup(func() { m.Close() })
 	select {
 	case err := <-started:
-		t.Fatalf("serve returned before NATS was up: %v", err)
-	case <-time.After(time.Second):
+		t.Fatalf("serve returned while the cluster had one node of three: %v", err)
+	case <-time.After(1500 * time.Millisecond):
 	}
-	eventstest.MustServerOn(t, t.TempDir(), listen)
+	node(1)
+	node(2)
 	select {
 	case err := <-started:
 		if err != nil {
 			t.Fatalf("serve: %v", err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve not ready 10 s after NATS came up")
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve not ready 15 s after the cluster got its nodes")
 	}
 	if got, want := readyzStatus(t, m.HTTPAddr()), http.StatusOK; got != want {
 		t.Fatalf("readyz=%d, want %d", got, want)

@@ -126,18 +126,23 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.bus = bus
 	m.closers = append(m.closers, bus.Close)
 	// A cluster that is still forming refuses a replicated stream ("no
-	// suitable peers for placement"): try again for up to 10 s.
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
+	// suitable peers for placement") or does not answer yet (no quorum): try
+	// again, 2 s per attempt, for up to 20 s.
+	deadline := time.Now().Add(20 * time.Second)
 	for {
-		err := bus.EnsureStreams(sctx)
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := bus.EnsureStreams(actx)
+		cancel()
 		if err == nil {
 			break
 		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
 		log.Warn("streams not ready; retrying", "err", err)
 		select {
-		case <-sctx.Done():
-			return err
+		case <-ctx.Done():
+			return ctx.Err()
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
