@@ -3,6 +3,7 @@ package callback
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -80,14 +81,28 @@ func requestMode(r *http.Request) string {
 	if r.Method == http.MethodGet {
 		return "echo"
 	}
-	q := r.URL.Query()
+	// Scanned rather than parsed: this runs on every request, and the
+	// handler has parsed the query already.
 	switch {
-	case q.Get("encrypt_type") == "aes":
+	case rawQueryValue(r.URL.RawQuery, "encrypt_type") == "aes":
 		return "safe"
-	case q.Get("msg_signature") != "":
+	case rawQueryValue(r.URL.RawQuery, "msg_signature") != "":
 		return "compat"
 	}
 	return "plain"
+}
+
+// rawQueryValue is the first value of name in the raw query, still
+// escaped: enough to tell "aes" or a non-empty value.
+func rawQueryValue(q, name string) string {
+	for q != "" {
+		var part string
+		part, q, _ = strings.Cut(q, "&")
+		if v, ok := strings.CutPrefix(part, name+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // statusRecorder remembers the status a handler wrote.

@@ -139,6 +139,9 @@ func TestMetricsAndRequestID(t *testing.T) {
 	if res, err := plain.Send(ctx, req); err != nil || res.Status != http.StatusOK {
 		t.Fatalf("retry: %v %+v", err, res)
 	}
+	// WeChat's compatible mode sends encrypt_type=aes: it is served (and
+	// counted) as safe mode, from the Encrypt element.
+	send(simFor(m, "compat"), wechatsim.Push{Kind: "location", OpenID: "oMetricsCompat"}, http.StatusOK)
 	// A scan with a request id set by a proxy in front: it must reach the
 	// worker's log line for the reply.
 	scan, err := safe.Build(wechatsim.Push{Kind: "scan", OpenID: "oMetrics", Code: "EAN_13,6901234567892"})
@@ -187,23 +190,23 @@ func TestMetricsAndRequestID(t *testing.T) {
 		want   float64
 	}{
 		{"wxscan_callback_requests_total", []string{"mode", "plain", "status", "200"}, 2},
-		{"wxscan_callback_requests_total", []string{"mode", "safe", "status", "200"}, 1},
+		{"wxscan_callback_requests_total", []string{"mode", "safe", "status", "200"}, 2},
 		{"wxscan_callback_requests_total", []string{"mode", "plain", "status", "403"}, 2},
 		{"wxscan_callback_requests_total", []string{"mode", "safe", "status", "400"}, 2},
 		{"wxscan_callback_verify_failures_total", []string{"reason", "bad_signature"}, 1},
 		{"wxscan_callback_verify_failures_total", []string{"reason", "stale_timestamp"}, 1},
 		{"wxscan_callback_verify_failures_total", []string{"reason", "decrypt"}, 1},
 		{"wxscan_callback_verify_failures_total", []string{"reason", "appid"}, 1},
-		{"wxscan_events_published_total", []string{"result", "stored"}, 2},
+		{"wxscan_events_published_total", []string{"result", "stored"}, 3},
 		{"wxscan_events_published_total", []string{"result", "duplicate"}, 1},
-		{"wxscan_events_publish_seconds", nil, 3},
+		{"wxscan_events_publish_seconds", nil, 4},
 		{"wxscan_scans_recorded_total", nil, 1},
 		{"wxscan_replies_total", []string{"path", "passive"}, 1},
 		{"wxscan_replies_total", []string{"path", "custom_send"}, 0},
 		{"wxscan_wechat_api_calls_total", []string{"endpoint", "cgi-bin/token", "errcode", "0"}, 1},
 		{"wxscan_wechat_api_calls_total", []string{"endpoint", "cgi-bin/menu/create", "errcode", "0"}, 1},
 		{"wxscan_wechat_token_refreshes_total", []string{"kind", "access_token", "result", "ok"}, 1},
-		{"wxscan_stream_messages", nil, 2},
+		{"wxscan_stream_messages", nil, 3},
 		{"wxscan_dlq_messages", nil, 0},
 		{"wxscan_nats_up", nil, 1},
 	} {
@@ -217,7 +220,7 @@ func TestMetricsAndRequestID(t *testing.T) {
 		fams = scrape(t, base)
 		if metricValue(t, fams, "wxscan_consumer_pending", "consumer", "workers") == 0 &&
 			metricValue(t, fams, "wxscan_consumer_ack_pending", "consumer", "workers") == 0 &&
-			metricValue(t, fams, "wxscan_consumer_events_total", "outcome", "ack") == 2 {
+			metricValue(t, fams, "wxscan_consumer_events_total", "outcome", "ack") == 3 {
 			break
 		}
 		if time.Now().After(deadline) {
