@@ -7,10 +7,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-// Metrics are the WeChat endpoint's Prometheus metrics. It is a
-// prometheus.Collector; register it once. Safe for concurrent use.
+// Metrics are the WeChat endpoint's Prometheus metrics. Safe for
+// concurrent use.
 type Metrics struct {
 	requests       *prometheus.CounterVec
 	seconds        *prometheus.HistogramVec
@@ -25,19 +26,21 @@ const (
 	reasonAppID     = "appid"
 )
 
-// NewMetrics returns unregistered endpoint metrics.
-func NewMetrics() *Metrics {
+// NewMetrics returns the endpoint metrics, registered with reg; a nil reg
+// leaves them unregistered. It panics if reg holds them already.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
 	m := &Metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		requests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxscan_callback_requests_total",
 			Help: "Requests to /wechat/callback by mode (echo, plain, compat, safe) and HTTP status.",
 		}, []string{"mode", "status"}),
-		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		seconds: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "wxscan_callback_request_seconds",
 			Help:    "Time to answer a request to /wechat/callback, by mode; a reply-wanting event includes the wait for the worker's reply.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2, 3.5, 5},
 		}, []string{"mode"}),
-		verifyFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+		verifyFailures: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxscan_callback_verify_failures_total",
 			Help: "Refused callbacks by reason: bad_signature, stale_timestamp, decrypt, appid.",
 		}, []string{"reason"}),
@@ -46,20 +49,6 @@ func NewMetrics() *Metrics {
 		m.verifyFailures.WithLabelValues(r)
 	}
 	return m
-}
-
-// Describe implements prometheus.Collector.
-func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	m.requests.Describe(ch)
-	m.seconds.Describe(ch)
-	m.verifyFailures.Describe(ch)
-}
-
-// Collect implements prometheus.Collector.
-func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
-	m.requests.Collect(ch)
-	m.seconds.Collect(ch)
-	m.verifyFailures.Collect(ch)
 }
 
 // instrument counts each request to next by mode and status and times it.

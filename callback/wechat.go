@@ -179,7 +179,7 @@ func NewWeChatHandler(cfg Config, pub Publisher) (http.Handler, error) {
 		h.log = slog.Default()
 	}
 	if h.metrics == nil {
-		h.metrics = NewMetrics()
+		h.metrics = NewMetrics(nil)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+CallbackPath, h.serveEcho)

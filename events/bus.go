@@ -60,7 +60,7 @@ func Connect(ctx context.Context, opts Options) (*Bus, error) {
 		opts.Replicas = 1
 	}
 	if opts.Metrics == nil {
-		opts.Metrics = NewMetrics()
+		opts.Metrics = NewMetrics(nil)
 	}
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = 7 * 24 * time.Hour

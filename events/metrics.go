@@ -5,12 +5,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
 // Metrics are the bus's Prometheus metrics: publishing (latency, results,
 // duplicates absorbed by JetStream's message-id window) and the consumer's
-// outcomes and redeliveries. It is a prometheus.Collector; register it once.
-// Safe for concurrent use.
+// outcomes and redeliveries. Safe for concurrent use.
 type Metrics struct {
 	published      *prometheus.CounterVec
 	publishSeconds prometheus.Histogram
@@ -29,23 +29,25 @@ const (
 	outcomeDeadLetter = "dead_letter"
 )
 
-// NewMetrics returns unregistered bus metrics.
-func NewMetrics() *Metrics {
+// NewMetrics returns the bus metrics, registered with reg; a nil reg
+// leaves them unregistered. It panics if reg holds them already.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
 	m := &Metrics{
-		published: prometheus.NewCounterVec(prometheus.CounterOpts{
+		published: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxscan_events_published_total",
 			Help: "Events offered to JetStream by result: stored, duplicate (a WeChat retry absorbed by the dedupe key) or error (answered 503).",
 		}, []string{"result"}),
-		publishSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+		publishSeconds: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "wxscan_events_publish_seconds",
 			Help:    "Time from publishing an event to JetStream's acknowledgement.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2},
 		}),
-		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+		outcomes: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxscan_consumer_events_total",
 			Help: "Deliveries to the workers' consumer by outcome: ack, retry (NakWithDelay) or dead_letter (moved to WECHAT_DLQ).",
 		}, []string{"outcome"}),
-		redeliveries: prometheus.NewCounter(prometheus.CounterOpts{
+		redeliveries: f.NewCounter(prometheus.CounterOpts{
 			Name: "wxscan_consumer_redeliveries_total",
 			Help: "Deliveries that were not an event's first.",
 		}),
@@ -57,22 +59,6 @@ func NewMetrics() *Metrics {
 		m.outcomes.WithLabelValues(o)
 	}
 	return m
-}
-
-// Describe implements prometheus.Collector.
-func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	m.published.Describe(ch)
-	m.publishSeconds.Describe(ch)
-	m.outcomes.Describe(ch)
-	m.redeliveries.Describe(ch)
-}
-
-// Collect implements prometheus.Collector.
-func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
-	m.published.Collect(ch)
-	m.publishSeconds.Collect(ch)
-	m.outcomes.Collect(ch)
-	m.redeliveries.Collect(ch)
 }
 
 // streamCollector reads the streams' depth and a consumer's lag from

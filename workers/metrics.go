@@ -1,9 +1,11 @@
 package workers
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
 
-// Metrics are the workers' Prometheus metrics. It is a
-// prometheus.Collector; register it once. Safe for concurrent use.
+// Metrics are the workers' Prometheus metrics. Safe for concurrent use.
 type Metrics struct {
 	scans      prometheus.Counter
 	refused    *prometheus.CounterVec
@@ -17,22 +19,24 @@ const (
 	pathCustomSend = "custom_send"
 )
 
-// NewMetrics returns unregistered workers metrics.
-func NewMetrics() *Metrics {
+// NewMetrics returns the workers metrics, registered with reg; a nil reg
+// leaves them unregistered. It panics if reg holds them already.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
 	m := &Metrics{
-		scans: prometheus.NewCounter(prometheus.CounterOpts{
+		scans: f.NewCounter(prometheus.CounterOpts{
 			Name: "wxscan_scans_recorded_total",
 			Help: "Scans recorded in the store, from the chat and from the /scan page.",
 		}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+		refused: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxscan_scans_refused_total",
 			Help: "Scans not recorded, by reason (not_bound, suspended, not_allowed, no_stocktake, bad_code).",
 		}, []string{"reason"}),
-		replies: prometheus.NewCounterVec(prometheus.CounterOpts{
+		replies: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxscan_replies_total",
 			Help: "Chat replies delivered, by path: passive (in the callback's answer) or custom_send (message/custom/send).",
 		}, []string{"path"}),
-		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+		duplicates: f.NewCounter(prometheus.CounterOpts{
 			Name: "wxscan_workers_duplicates_total",
 			Help: "Events delivered again after they were processed (redeliveries, replays), absorbed by the event id.",
 		}),
@@ -43,22 +47,6 @@ func NewMetrics() *Metrics {
 	m.replies.WithLabelValues(pathPassive)
 	m.replies.WithLabelValues(pathCustomSend)
 	return m
-}
-
-// Describe implements prometheus.Collector.
-func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	m.scans.Describe(ch)
-	m.refused.Describe(ch)
-	m.replies.Describe(ch)
-	m.duplicates.Describe(ch)
-}
-
-// Collect implements prometheus.Collector.
-func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
-	m.scans.Collect(ch)
-	m.refused.Collect(ch)
-	m.replies.Collect(ch)
-	m.duplicates.Collect(ch)
 }
 
 // countScan counts one committed scan outcome; a location change is

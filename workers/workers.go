@@ -100,7 +100,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.Consumer.Durable = "workers"
 	}
 	if cfg.Metrics == nil {
-		cfg.Metrics = NewMetrics()
+		cfg.Metrics = NewMetrics(nil)
 	}
 	return &Service{cfg: cfg, db: cfg.DB, bus: cfg.Bus, wx: cfg.WeChat, log: cfg.Logger, now: cfg.Now, metrics: cfg.Metrics}, nil
 }

@@ -88,10 +88,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("data dir: %w", err)
 		}
 	}
+	// One registry per process for /metrics; each package registers its
+	// own metrics on it.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The workers' store first: its file lock tells a second process on the
 	// same data directory to go away before it touches NATS.
 	if cfg.HasRole("workers") {
-		w, err := openWorkers(cfg, log)
+		w, err := openWorkers(cfg, log, reg)
 		if err != nil {
 			return err
 		}
@@ -113,12 +117,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		opts.Server = srv
 		log.Info("embedded nats started", "listen", cfg.NATSListen, "store", events.StoreDirOf(cfg.DataDir))
 	}
-	reg := prometheus.NewRegistry()
-	busMetrics := events.NewMetrics()
-	if err := registerAll(reg, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), busMetrics); err != nil {
-		return err
-	}
-	opts.Metrics = busMetrics
+	opts.Metrics = events.NewMetrics(reg)
 	bus, err := events.Connect(ctx, opts)
 	if err != nil {
 		return err
@@ -153,10 +152,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	mux.Handle("GET /readyz", health)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	if cfg.HasRole("callback") {
-		cbMetrics := callback.NewMetrics()
-		if err := registerAll(reg, cbMetrics); err != nil {
-			return err
-		}
 		h, err := callback.NewWeChatHandler(callback.Config{
 			AppID:             cfg.AppID,
 			Tokens:            []string{cfg.Token, cfg.TokenPrev},
@@ -164,7 +159,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			RequireEncryption: cfg.RequireEncryption,
 			MaxSkew:           cfg.MaxSkew,
 			Logger:            log,
-			Metrics:           cbMetrics,
+			Metrics:           callback.NewMetrics(reg),
 		}, bus)
 		if err != nil {
 			return err
@@ -271,16 +266,6 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
-}
-
-// registerAll registers each collector with reg.
-func registerAll(reg prometheus.Registerer, cs ...prometheus.Collector) error {
-	for _, c := range cs {
-		if err := reg.Register(c); err != nil {
-			return fmt.Errorf("metrics: %w", err)
-		}
-	}
-	return nil
 }
 
 // dbPath is the workers' bbolt file in a data dir.

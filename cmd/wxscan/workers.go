@@ -23,7 +23,6 @@ type workersRole struct {
 	log *slog.Logger
 	db  *store.DB
 	wx  *wechatapi.Client
-	wxm *wechatapi.Metrics
 	svc *workers.Service
 	// consumer tunes the durable consumer (tests shorten AckWait).
 	consumer events.ConsumerConfig
@@ -32,7 +31,7 @@ type workersRole struct {
 // openWorkers takes the data directory: it opens (and locks) the bbolt file.
 // A second process on the same directory fails here within the store's
 // lock timeout.
-func openWorkers(cfg Config, log *slog.Logger) (*workersRole, error) {
+func openWorkers(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*workersRole, error) {
 	db, err := store.Open(dbPath(cfg.DataDir), store.Options{})
 	if errors.Is(err, store.ErrLocked) {
 		return nil, fmt.Errorf("data directory %s (WXSCAN_DATA_DIR) is locked: another wxscan process is using it (%w)", cfg.DataDir, err)
@@ -43,23 +42,22 @@ func openWorkers(cfg Config, log *slog.Logger) (*workersRole, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open data directory %s: %w", cfg.DataDir, err)
 	}
-	wxm := wechatapi.NewMetrics()
-	wx, err := wechatapi.New(wechatapi.Config{BaseURL: cfg.APIBase, AppID: cfg.AppID, AppSecret: cfg.AppSecret, Cache: db, Logger: log, Metrics: wxm})
+	wx, err := wechatapi.New(wechatapi.Config{BaseURL: cfg.APIBase, AppID: cfg.AppID, AppSecret: cfg.AppSecret, Cache: db, Logger: log,
+		Metrics: wechatapi.NewMetrics(reg)})
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	return &workersRole{cfg: cfg, log: log, db: db, wx: wx, wxm: wxm}, nil
+	return &workersRole{cfg: cfg, log: log, db: db, wx: wx}, nil
 }
 
 // start runs the consumer and the pages' operations, mounts the admin
 // API (the process with the workers role serves it: it owns the store) and
 // registers the workers' metrics with reg.
 func (w *workersRole) start(ctx context.Context, bus *events.Bus, mux *http.ServeMux, reg prometheus.Registerer) error {
-	wm := workers.NewMetrics()
 	svc, err := workers.New(workers.Config{
 		AppID: w.cfg.AppID, PublicURL: w.cfg.PublicURL, OAuthBase: w.cfg.OAuthBase, Scope: w.cfg.OAuthScope,
-		DB: w.db, Bus: bus, WeChat: w.wx, Logger: w.log, Consumer: w.consumer, Metrics: wm,
+		DB: w.db, Bus: bus, WeChat: w.wx, Logger: w.log, Consumer: w.consumer, Metrics: workers.NewMetrics(reg),
 	})
 	if err != nil {
 		return err
@@ -68,9 +66,7 @@ func (w *workersRole) start(ctx context.Context, bus *events.Bus, mux *http.Serv
 	if durable == "" {
 		durable = "workers"
 	}
-	if err := registerAll(reg, wm, w.wxm, bus.StreamCollector(durable)); err != nil {
-		return err
-	}
+	reg.MustRegister(bus.StreamCollector(durable))
 	if err := svc.Start(context.WithoutCancel(ctx)); err != nil {
 		return err
 	}

@@ -122,7 +122,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Metrics == nil {
-		cfg.Metrics = NewMetrics()
+		cfg.Metrics = NewMetrics(nil)
 	}
 	if cfg.RefreshAhead <= 0 {
 		cfg.RefreshAhead = defaultRefreshAhead

@@ -7,10 +7,11 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-// Metrics are the WeChat API client's Prometheus metrics. It is a
-// prometheus.Collector; register it once. Safe for concurrent use.
+// Metrics are the WeChat API client's Prometheus metrics. Safe for
+// concurrent use.
 type Metrics struct {
 	calls     *prometheus.CounterVec
 	refreshes *prometheus.CounterVec
@@ -18,22 +19,24 @@ type Metrics struct {
 	refreshed *prometheus.GaugeVec
 }
 
-// NewMetrics returns unregistered client metrics.
-func NewMetrics() *Metrics {
+// NewMetrics returns the client metrics, registered with reg; a nil reg
+// leaves them unregistered. It panics if reg holds them already.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
 	m := &Metrics{
-		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+		calls: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxscan_wechat_api_calls_total",
 			Help: "Calls to the WeChat API by endpoint and errcode (0 for success, http_NNN for an HTTP error, timeout or error when no answer came).",
 		}, []string{"endpoint", "errcode"}),
-		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+		refreshes: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxscan_wechat_token_refreshes_total",
 			Help: "Refreshes of the access_token and jsapi_ticket, by kind and result (ok, error).",
 		}, []string{"kind", "result"}),
-		forced: prometheus.NewCounterVec(prometheus.CounterOpts{
+		forced: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxscan_wechat_forced_refreshes_total",
 			Help: "Credentials dropped because WeChat called them invalid (40001, 42001, 40014), by kind.",
 		}, []string{"kind"}),
-		refreshed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		refreshed: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "wxscan_wechat_token_refreshed_timestamp_seconds",
 			Help: "Unix time of the last successful refresh, by kind.",
 		}, []string{"kind"}),
@@ -44,22 +47,6 @@ func NewMetrics() *Metrics {
 		m.forced.WithLabelValues(k)
 	}
 	return m
-}
-
-// Describe implements prometheus.Collector.
-func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	m.calls.Describe(ch)
-	m.refreshes.Describe(ch)
-	m.forced.Describe(ch)
-	m.refreshed.Describe(ch)
-}
-
-// Collect implements prometheus.Collector.
-func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
-	m.calls.Collect(ch)
-	m.refreshes.Collect(ch)
-	m.forced.Collect(ch)
-	m.refreshed.Collect(ch)
 }
 
 // callLabel is the errcode label of a call's outcome.
