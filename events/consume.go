@@ -67,9 +67,12 @@ const (
 	HeaderDLQStreamSeq   = "Wxscan-Dlq-Stream-Seq"
 )
 
+// DefaultDurable is the name of the workers' durable consumer on WECHAT.
+const DefaultDurable = "workers"
+
 // ConsumerConfig configures a durable pull consumer on WECHAT.
 type ConsumerConfig struct {
-	// Durable is the consumer's name; default "workers".
+	// Durable is the consumer's name; default DefaultDurable.
 	Durable string
 	// MaxDeliver is how many attempts an event gets before it is
 	// dead-lettered; default 12.
@@ -110,7 +113,7 @@ type Consumer struct {
 // WECHAT_DLQ then Term; anything else → NakWithDelay.
 func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h BatchHandler) (*Consumer, error) {
 	if cfg.Durable == "" {
-		cfg.Durable = "workers"
+		cfg.Durable = DefaultDurable
 	}
 	if cfg.MaxDeliver <= 0 {
 		cfg.MaxDeliver = 12

@@ -34,7 +34,8 @@ type Config struct {
 	DB     *store.DB
 	Bus    *events.Bus
 	WeChat *wechatapi.Client
-	// Consumer tunes the durable consumer (name "workers" by default).
+	// Consumer tunes the durable consumer (named events.DefaultDurable by
+	// default).
 	Consumer events.ConsumerConfig
 	// ReplyConcurrency bounds replies delivered at once (default 32).
 	ReplyConcurrency int
@@ -97,7 +98,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Consumer.Durable == "" {
-		cfg.Consumer.Durable = "workers"
+		cfg.Consumer.Durable = events.DefaultDurable
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
@@ -134,6 +135,9 @@ func (s *Service) Start(ctx context.Context) error {
 	s.mu.Unlock()
 	return nil
 }
+
+// Durable is the name of the service's durable consumer on WECHAT.
+func (s *Service) Durable() string { return s.cfg.Consumer.Durable }
 
 // Ready reports whether the consumer is running.
 func (s *Service) Ready() error {

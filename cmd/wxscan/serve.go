@@ -107,7 +107,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if cfg.NATSURL == "" {
 		srv, err := events.StartServer(events.ServerConfig{StoreDir: events.StoreDirOf(cfg.DataDir), Listen: cfg.NATSListen})
 		if errors.Is(err, events.ErrStoreLocked) {
-			return fmt.Errorf("data directory %s (WXSCAN_DATA_DIR) is locked: another wxscan process is using it (%w)", cfg.DataDir, err)
+			return dataDirError(cfg.DataDir, err)
 		}
 		if err != nil {
 			return fmt.Errorf("embedded nats (WXSCAN_NATS_LISTEN %s): %w", cfg.NATSListen, err)

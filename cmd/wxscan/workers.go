@@ -33,14 +33,8 @@ type workersRole struct {
 // lock timeout.
 func openWorkers(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*workersRole, error) {
 	db, err := store.Open(dbPath(cfg.DataDir), store.Options{})
-	if errors.Is(err, store.ErrLocked) {
-		return nil, fmt.Errorf("data directory %s (WXSCAN_DATA_DIR) is locked: another wxscan process is using it (%w)", cfg.DataDir, err)
-	}
-	if errors.Is(err, store.ErrNoSpace) {
-		return nil, fmt.Errorf("data directory %s (WXSCAN_DATA_DIR) is out of disk space: free some space and start again (%w)", cfg.DataDir, err)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("open data directory %s: %w", cfg.DataDir, err)
+		return nil, dataDirError(cfg.DataDir, err)
 	}
 	wx, err := wechatapi.New(wechatapi.Config{BaseURL: cfg.APIBase, AppID: cfg.AppID, AppSecret: cfg.AppSecret, Cache: db, Logger: log,
 		Metrics: wechatapi.NewMetrics(reg)})
@@ -62,17 +56,14 @@ func (w *workersRole) start(ctx context.Context, bus *events.Bus, mux *http.Serv
 	if err != nil {
 		return err
 	}
-	durable := w.consumer.Durable
-	if durable == "" {
-		durable = "workers"
-	}
-	reg.MustRegister(bus.StreamCollector(durable))
+	reg.MustRegister(bus.StreamCollector(svc.Durable()))
 	if err := svc.Start(context.WithoutCancel(ctx)); err != nil {
 		return err
 	}
 	w.svc = svc
 	mux.Handle("/admin/", admin.New(admin.Config{
 		Token: w.cfg.AdminToken, DB: w.db, Bus: bus, WeChat: w.wx, PublicURL: w.cfg.PublicURL, Logger: w.log,
+		Durable: svc.Durable(),
 	}))
 	return nil
 }
@@ -92,3 +83,17 @@ func (w *workersRole) stop() error {
 }
 
 func (w *workersRole) closeStore() error { return w.db.Close() }
+
+// dataDirError words a failure to take the data directory for the operator:
+// the one message for a directory held by another process, whichever of
+// its locks (the bbolt file, the embedded NATS store) said so, and the one
+// for a full disk.
+func dataDirError(dir string, err error) error {
+	switch {
+	case errors.Is(err, store.ErrLocked), errors.Is(err, events.ErrStoreLocked):
+		return fmt.Errorf("data directory %s (WXSCAN_DATA_DIR) is locked: another wxscan process is using it (%w)", dir, err)
+	case errors.Is(err, store.ErrNoSpace):
+		return fmt.Errorf("data directory %s (WXSCAN_DATA_DIR) is out of disk space: free some space and start again (%w)", dir, err)
+	}
+	return fmt.Errorf("open data directory %s: %w", dir, err)
+}

@@ -48,7 +48,8 @@ type Config struct {
 	WeChat *wechatapi.Client
 	// PublicURL is WXSCAN_PUBLIC_URL, the base of the menu's page URLs.
 	PublicURL string
-	// Durable is the consumer whose lag status reports; default "workers".
+	// Durable is the consumer whose lag status reports; default
+	// events.DefaultDurable.
 	Durable string
 	Now     func() time.Time
 	Logger  *slog.Logger
@@ -60,7 +61,7 @@ type Config struct {
 // never the token.
 func New(cfg Config) http.Handler {
 	if cfg.Durable == "" {
-		cfg.Durable = "workers"
+		cfg.Durable = events.DefaultDurable
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
