@@ -30,7 +30,6 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/wxscan/wxscan/store"
 	"github.com/wxscan/wxscan/workers/fakewechat"
 	"github.com/wxscan/wxscan/workers/wechatapi"
 )
@@ -515,25 +514,6 @@ func runOnFreePort(t *testing.T, cfg Config) *Main {
 		}
 		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 3 {
 			t.Fatal(err)
-		}
-	}
-}
-
-// prepareStaff writes the sample staff directory and the bindings
-// (openid → employee number) into dir's store.
-func prepareStaff(tb testing.TB, dir string, bound map[string]string) {
-	tb.Helper()
-	db, err := store.Open(dbPath(dir), store.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer db.Close()
-	if _, _, err := db.ImportStaff(devStaff); err != nil {
-		tb.Fatal(err)
-	}
-	for openid, emp := range bound {
-		if _, err := db.Bind(openid, emp, "", time.Now()); err != nil {
-			tb.Fatal(err)
 		}
 	}
 }

@@ -298,9 +298,9 @@ func BenchmarkStartup(b *testing.B) {
 	}
 }
 
-// prepareData writes a staff directory, a binding and an open stocktake
-// into dir's store before a process takes the directory.
-func prepareData(tb testing.TB, dir string, openids ...string) {
+// prepareStaff writes the sample staff directory and the bindings
+// (openid → employee number) into dir's store.
+func prepareStaff(tb testing.TB, dir string, bound map[string]string) {
 	tb.Helper()
 	db, err := store.Open(dbPath(dir), store.Options{})
 	if err != nil {
@@ -310,11 +310,27 @@ func prepareData(tb testing.TB, dir string, openids ...string) {
 	if _, _, err := db.ImportStaff(devStaff); err != nil {
 		tb.Fatal(err)
 	}
-	for _, o := range openids {
-		if _, err := db.Bind(o, "E001", "", time.Now()); err != nil {
+	for openid, emp := range bound {
+		if _, err := db.Bind(openid, emp, "", time.Now()); err != nil {
 			tb.Fatal(err)
 		}
 	}
+}
+
+// prepareData writes a staff directory, a binding and an open stocktake
+// into dir's store before a process takes the directory.
+func prepareData(tb testing.TB, dir string, openids ...string) {
+	tb.Helper()
+	bound := make(map[string]string, len(openids))
+	for _, o := range openids {
+		bound[o] = "E001"
+	}
+	prepareStaff(tb, dir, bound)
+	db, err := store.Open(dbPath(dir), store.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
 	if _, err := db.OpenStocktake("kill drill", time.Now()); err != nil {
 		tb.Fatal(err)
 	}
