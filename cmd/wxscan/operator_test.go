@@ -59,8 +59,8 @@ func TestOperatorCLI(t *testing.T) {
 	e := admintest.MustServer(t, cliToken)
 	cli := func(args ...string) cliResult { return runCLI(t, e.URL, cliToken, args...) }
 
-	staff := writeFile(t, "staff.csv", "employee_no,name,bind_code,can_scan\nE001,张三,1111,是\nE002,Li Si,2222,no\n")
-	bad := writeFile(t, "bad.csv", "employee_no,name,bind_code,can_scan\nE003,A,3333,yes\nE004,B,,yes\n")
+	staff := writeFile(t, "staff.csv", "employee_no,name,bind_code,can_scan\nE001,张三,111111,是\nE002,Li Si,222222,no\n")
+	bad := writeFile(t, "bad.csv", "employee_no,name,bind_code,can_scan\nE003,A,333333,yes\nE004,B,,yes\n")
 	now := e.Clock.Now()
 	missing := filepath.Join(t.TempDir(), "nope.csv")
 	first := time.Date(2025, 3, 1, 1, 0, 0, 0, time.UTC)
@@ -90,9 +90,9 @@ func TestOperatorCLI(t *testing.T) {
 				e.MustScan(t, "ST0001", "oB", "E002", "QR_CODE", "X1", "B-02", "ev3")
 			},
 			want: "stocktake_id,employee_no,openid,code_type,code,location,qty,scanned_at,event_id\n" +
-				"ST0001,E001,oA,EAN_13,6901234567892,A-01,1,2025-03-01T02:00:00Z,ev1\n" +
-				"ST0001,E001,oA,EAN_13,6901234567892,A-01,1,2025-03-01T02:00:00Z,ev2\n" +
-				"ST0001,E002,oB,QR_CODE,X1,B-02,1,2025-03-01T02:00:00Z,ev3\n"},
+				"ST0001,E001,oA,EAN_13,6901234567892,A-01,1,2025-03-01T10:00:00+08:00,ev1\n" +
+				"ST0001,E001,oA,EAN_13,6901234567892,A-01,1,2025-03-01T10:00:00+08:00,ev2\n" +
+				"ST0001,E002,oB,QR_CODE,X1,B-02,1,2025-03-01T10:00:00+08:00,ev3\n"},
 		{name: "scans export summary, flags after", args: []string{"scans", "export", "--stocktake", "ST0001", "--summary"},
 			want: "location,code,qty\nA-01,6901234567892,2\nB-02,X1,1\n"},
 		{name: "scans export summary json", args: []string{"scans", "--summary", "export", "--stocktake=ST0001", "--format", "json"},
