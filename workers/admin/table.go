@@ -31,6 +31,10 @@ const maxUnzippedBytes = 256 << 20
 // xlsxMagic starts every XLSX file (a zip archive).
 var xlsxMagic = []byte("PK\x03\x04")
 
+// oleMagic starts an old XLS file and a password-protected XLSX (both OLE
+// compound files).
+var oleMagic = []byte("\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
+
 // ImportColumn is one column an import takes.
 type ImportColumn struct {
 	// Name is the header's name for it, lower case.
@@ -81,7 +85,8 @@ func lineErrorf(line int, format string, args ...any) error {
 // stopping at the first error (its own or fn's), which it returns.
 //
 // The file is XLSX when it starts with the zip signature PK\x03\x04 (its first
-// sheet is read; a row's line is its row number on the sheet), CSV otherwise.
+// sheet is read; a row's line is its row number on the sheet), CSV otherwise;
+// an old XLS or a password-protected file is refused as such.
 // A CSV file is UTF-8 (a byte-order mark is skipped) when it is valid UTF-8,
 // else GB18030 (which covers GBK and GB2312) when it decodes as that without
 // a bad byte; else it is refused naming the line where the longer-lasting of
@@ -104,6 +109,9 @@ func ReadTable(body io.Reader, cols []ImportColumn, fn func(Row) error) error {
 	}
 	if len(data) > MaxImportBytes {
 		return &http.MaxBytesError{Limit: MaxImportBytes}
+	}
+	if bytes.HasPrefix(data, oleMagic) {
+		return lineErrorf(0, "an XLS (Excel 97-2003) or password-protected file: save it as XLSX or CSV without a password")
 	}
 	var next func() (line int, rec []string, err error)
 	isXLSX := bytes.HasPrefix(data, xlsxMagic)

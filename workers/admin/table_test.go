@@ -176,6 +176,7 @@ func TestParseStaffBad(t *testing.T) {
 		{name: "utf-16", body: []byte("\xff\xfee\x00m\x00p\x00\n\x00"), line: 1, want: "line 1: not UTF-8 or GB18030 text"},
 		{name: "nul byte", body: []byte(header + "E1,A\x00,aaaaaa,1\n"), line: 2, want: "line 2: not UTF-8 or GB18030 text"},
 		{name: "broken xlsx", body: []byte("PK\x03\x04 this is no zip"), line: 0, want: "not a readable XLSX file"},
+		{name: "xls", body: []byte("\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00"), line: 0, want: "an XLS (Excel 97-2003) or password-protected file"},
 		{name: "blank rows only", body: []byte(",,,\n\n ,\n"), line: 0, want: "empty file"},
 	}
 	for _, tt := range tests {
