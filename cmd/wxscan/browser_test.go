@@ -80,7 +80,7 @@ func testBrowserBind(t *testing.T, b *browser) {
 	if got, want := p.submit("form button[type=submit]"), 400; got != want {
 		t.Fatalf("wrong code status=%d, want %d", got, want)
 	}
-	if got, want := p.text(`p.err[role="alert"]`), "工号或绑定码不对，还可以再试 4 次。"; got != want {
+	if got, want := p.text(`p.err[role="alert"]`), "工号或绑定码不对，请核对后再试。错误太多会被暂时锁定。"; got != want {
 		t.Fatalf("error=%q, want %q", got, want)
 	}
 	if got, want := p.value("#employee_no"), "E001"; got != want {

@@ -59,8 +59,8 @@ func TestOperatorCLI(t *testing.T) {
 	e := admintest.MustServer(t, cliToken)
 	cli := func(args ...string) cliResult { return runCLI(t, e.URL, cliToken, args...) }
 
-	staff := writeFile(t, "staff.csv", "employee_no,name,bind_code,can_scan\nE001,张三,1111,是\nE002,Li Si,2222,no\n")
-	bad := writeFile(t, "bad.csv", "employee_no,name,bind_code,can_scan\nE003,A,3333,yes\nE004,B,,yes\n")
+	staff := writeFile(t, "staff.csv", "employee_no,name,bind_code,can_scan\nE001,张三,111111,是\nE002,Li Si,222222,no\n")
+	bad := writeFile(t, "bad.csv", "employee_no,name,bind_code,can_scan\nE003,A,333333,yes\nE004,B,,yes\n")
 	now := e.Clock.Now()
 	missing := filepath.Join(t.TempDir(), "nope.csv")
 	first := time.Date(2025, 3, 1, 1, 0, 0, 0, time.UTC)
