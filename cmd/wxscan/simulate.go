@@ -333,7 +333,7 @@ func prepareLoadStaff(dir string) []string {
 	staff := make([]store.Staff, loadStaff)
 	openids := make([]string, loadStaff)
 	for i := range staff {
-		staff[i] = store.Staff{EmployeeNo: fmt.Sprintf("L%03d", i), Name: "load", BindCode: "x", CanScan: true}
+		staff[i] = store.Staff{EmployeeNo: fmt.Sprintf("L%03d", i), Name: "load", BindCode: "load00", CanScan: true}
 		openids[i] = fmt.Sprintf("oLoadStaff%03d", i)
 	}
 	if _, _, err := db.ImportStaff(staff); err != nil {
