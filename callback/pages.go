@@ -84,10 +84,12 @@ type pagesHandler struct {
 // OAuthCallbackPath, ScanPath and ScansAPIPath (or at "/"):
 //
 //   - GET /bind starts the OAuth round trip: 302 to the authorize URL that
-//     the workers build (the state is kept by them, not in a cookie).
+//     the workers build (the state is signed by them and travels in the
+//     URL, not in a cookie).
 //   - GET /oauth/callback?code&state finishes it: the bind form, or a 302
 //     to /scan?s=<session> when the round trip was started by /scan.
 //   - POST /bind binds employee_no and bind_code to the session's openid.
+//     Every field is length-limited here as in the workers (SPEC §11).
 //   - GET /scan without s starts the OAuth round trip for the scan page;
 //     with s it is the scan page (WeChat's JS bridge and a typed fallback).
 //   - POST /api/scans records one scan and answers JSON.
