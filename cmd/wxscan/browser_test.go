@@ -167,9 +167,9 @@ func testBrowserRefusals(t *testing.T, b *browser) {
 		message string
 	}{
 		{name: "bogus-state", url: func() string { return e.base + "/oauth/callback?code=c0de&state=bogus" },
-			status: 400, code: "state_invalid", message: "这个链接已经用过或无效，请重新打开绑定页面。"},
+			status: 400, code: "state_invalid", message: "这个链接无效，请重新打开绑定页面。"},
 		{name: "reused-state", url: reused.String,
-			status: 400, code: "state_invalid", message: "这个链接已经用过或无效，请重新打开绑定页面。"},
+			status: 400, code: "state_used", message: "这个链接已经用过了，请从公众号菜单重新打开绑定页面。"},
 		{name: "no-code", url: func() string { return e.base + "/oauth/callback?state=" + e.authorizeURL(t).Query().Get("state") },
 			status: 400, code: "oauth_refused", message: "没有拿到微信授权，无法继续。请从公众号菜单重新打开，并点“允许”。"},
 		{name: "invalid-code", url: func() string {
