@@ -44,7 +44,7 @@ type simFlags struct {
 func (f *simFlags) bind(fs *flag.FlagSet, getenv func(string) string) {
 	server := getenv("WXSCAN_SERVER")
 	if server == "" {
-		server = DefaultConfig().Server
+		server = defaultServer
 	}
 	fs.StringVar(&f.url, "url", strings.TrimRight(server, "/")+"/wechat/callback", "callback URL")
 	fs.StringVar(&f.mode, "mode", "plain", "plain, compat or safe")
@@ -370,7 +370,7 @@ func simulateBind(ctx context.Context, openid, employee, code string, stdout io.
 	}
 	server := getenv("WXSCAN_SERVER")
 	if server == "" {
-		server = DefaultConfig().Server
+		server = defaultServer
 	}
 	p := &wechatsim.Phone{Server: server}
 	res, err := p.Bind(ctx, openid, employee, code)
