@@ -47,7 +47,7 @@ func (s *Service) bindStart(_ context.Context, req events.BindStartRequest) (eve
 	if req.Next == nextScan {
 		prefix = "s"
 	}
-	state := prefix + randomToken(16)
+	state := prefix + events.RandomHex(16)
 	if err := s.db.PutOAuthState(state, s.now().Add(s.cfg.StateTTL)); err != nil {
 		return events.BindStartResponse{}, fmt.Errorf("workers: bind start: %w", err)
 	}
@@ -103,7 +103,7 @@ func (s *Service) oauthCallback(ctx context.Context, req events.OAuthCallbackReq
 	} else if err != nil {
 		return events.SessionResponse{}, fmt.Errorf("workers: oauth code: %w", err)
 	}
-	sess := store.Session{Token: randomToken(24), OpenID: openid, UnionID: unionid, Expires: now.Add(s.cfg.SessionTTL)}
+	sess := store.Session{Token: events.RandomHex(24), OpenID: openid, UnionID: unionid, Expires: now.Add(s.cfg.SessionTTL)}
 	if err := s.db.PutSession(sess); err != nil {
 		return events.SessionResponse{}, fmt.Errorf("workers: put session: %w", err)
 	}

@@ -7,8 +7,6 @@ package wechatsim
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +20,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/wxscan/wxscan/callback"
+	"github.com/wxscan/wxscan/events"
 )
 
 // Modes of SPEC §4.
@@ -286,7 +285,7 @@ func (s *Sim) Echo(ctx context.Context) (Result, error) {
 	}
 	ts := strconv.FormatInt(s.Now().Unix(), 10)
 	nonce := "echo" + ts
-	echostr := randomHex(8)
+	echostr := events.RandomHex(8)
 	q := url.Values{"signature": {callback.Signature(s.Token, ts, nonce)}, "timestamp": {ts}, "nonce": {nonce}, "echostr": {echostr}}
 	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"?"+q.Encode(), nil)
 	if err != nil {
@@ -303,12 +302,6 @@ func (s *Sim) Echo(ctx context.Context) (Result, error) {
 		return res, fmt.Errorf("wechatsim: echo answered %q, want %q", res.Body, echostr)
 	}
 	return res, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 func firstNonEmpty(ss ...string) string {
