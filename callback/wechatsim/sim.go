@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -311,4 +312,26 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+// SendTimes sends req n times, as WeChat retries a push with the very same
+// query string: one after another, or all at once when concurrent. It
+// returns each answer and error in the order of the sends (the first is the
+// request, the others its retries).
+func (s *Sim) SendTimes(ctx context.Context, req Request, n int, concurrent bool) ([]Result, []error) {
+	results := make([]Result, n)
+	errs := make([]error, n)
+	send := func(i int) { results[i], errs[i] = s.Send(ctx, req) }
+	if !concurrent {
+		for i := range n {
+			send(i)
+		}
+		return results, errs
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { send(i) })
+	}
+	wg.Wait()
+	return results, errs
 }

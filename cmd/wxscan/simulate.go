@@ -11,9 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/wxscan/wxscan/callback/wechatsim"
@@ -98,21 +96,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	if err != nil {
 		return err
 	}
-	n := 1 + max(*retries, 0)
-	results := make([]wechatsim.Result, n)
-	errs := make([]error, n)
-	send := func(i int) { results[i], errs[i] = sim.Send(ctx, req) }
-	if *concurrent {
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() { send(i) })
-		}
-		wg.Wait()
-	} else {
-		for i := range n {
-			send(i)
-		}
-	}
+	results, errs := sim.SendTimes(ctx, req, 1+max(*retries, 0), *concurrent)
 	failed := false
 	for i, res := range results {
 		label := "request"
@@ -324,35 +308,11 @@ func simulateBind(ctx context.Context, openid, employee, code string, stdout io.
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "POST /bind: %d %s\n", res.Status, pageText(res.Body))
+	fmt.Fprintf(stdout, "POST /bind: %d %s\n", res.Status, foldLine(res.Text()))
 	if res.Status != http.StatusOK {
 		return fmt.Errorf("binding refused (%d)", res.Status)
 	}
 	return nil
-}
-
-var scriptOrStyle = regexp.MustCompile(`(?s)<(script|style)[^>]*>.*?</(script|style)>`)
-
-// pageText is a page's visible text on one line, roughly.
-func pageText(html string) string {
-	if i := strings.Index(html, "<body"); i >= 0 {
-		html = html[i:]
-	}
-	html = scriptOrStyle.ReplaceAllString(html, " ")
-	var b strings.Builder
-	in := false
-	for _, r := range html {
-		switch {
-		case r == '<':
-			in = true
-		case r == '>':
-			in = false
-			b.WriteByte(' ')
-		case !in:
-			b.WriteRune(r)
-		}
-	}
-	return foldLine(strings.Join(strings.Fields(b.String()), " "))
 }
 
 // foldLine keeps a page or answer on one short line for the terminal.

@@ -1,7 +1,11 @@
 // Package admin is wxscan's admin HTTP API (SPEC §7): the staff directory
 // import, stocktakes, scan exports, bindings, the custom menu, the dead-letter
-// queue and a status summary, all as JSON behind a bearer token. The `wxscan`
-// operator commands are a thin client of it.
+// queue and a status summary, all as JSON behind a bearer token. Its wire
+// types are in api.go; Client (client.go) is its Go client, which the
+// `wxscan` operator commands are a thin layer over.
+//
+// Every answer carries the header Wxscan-Admin (OffHeader): "on", or "off"
+// while the API is off.
 //
 // Every error answer is JSON {"error":"<one English line>"} with a 4xx or 5xx
 // status: 400 bad input, 401 missing or wrong token, 404 unknown stocktake,
