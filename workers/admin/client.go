@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -123,7 +124,8 @@ func (o ExportOptions) query() url.Values {
 // /admin/stocktakes/{id}/scans) to w as the server streams it. An error
 // after the first byte was written means w holds a truncated export.
 func (c *Client) ExportScans(ctx context.Context, id string, opts ExportOptions, w io.Writer) error {
-	resp, err := c.do(ctx, http.MethodGet, "/admin/stocktakes/"+url.PathEscape(id)+"/scans?"+opts.query().Encode(), "", nil, "")
+	resp, err := c.do(ctx, http.MethodGet, "/admin/stocktakes/"+url.PathEscape(id)+"/scans?"+opts.query().Encode(), "", nil,
+		"text/csv", "application/json")
 	if err != nil {
 		return err
 	}
@@ -212,10 +214,10 @@ func (c *Client) callJSON(ctx context.Context, method, path, contentType string,
 }
 
 // do sends one request and returns a 2xx response that came from a wxscan
-// admin API, whose body the caller closes. wantType, when set, is the media
-// type a 2xx answer must have unless it carries the OffHeader. Any other
-// outcome is an error (see Client).
-func (c *Client) do(ctx context.Context, method, path, contentType string, body io.Reader, wantType string) (*http.Response, error) {
+// admin API, whose body the caller closes: it carries the OffHeader, or
+// (from a wxscan older than that header) one of the media types wantTypes.
+// Any other outcome is an error (see Client).
+func (c *Client) do(ctx context.Context, method, path, contentType string, body io.Reader, wantTypes ...string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return nil, fmt.Errorf("admin: %s %s: %w", method, path, err)
@@ -231,7 +233,7 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 		return nil, c.transportError(ctx, err)
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		if resp.Header.Get(OffHeader) != "" || wantType == "" || mediaType(resp) == wantType {
+		if resp.Header.Get(OffHeader) != "" || slices.Contains(wantTypes, mediaType(resp)) {
 			return resp, nil
 		}
 		resp.Body.Close()

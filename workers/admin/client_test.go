@@ -250,10 +250,12 @@ func TestClientErrors(t *testing.T) {
 		}
 	})
 	t.Run("foreign export writes nothing", func(t *testing.T) {
-		var buf bytes.Buffer
-		err := mustClient(t, notFound, token).ExportScans(ctx, "ST0001", admin.ExportOptions{}, &buf)
-		if !errors.Is(err, admin.ErrNotAdminAPI) || buf.Len() != 0 {
-			t.Fatalf("err=%v, wrote %q", err, buf.String())
+		for _, srv := range []string{notFound, html} {
+			var buf bytes.Buffer
+			err := mustClient(t, srv, token).ExportScans(ctx, "ST0001", admin.ExportOptions{}, &buf)
+			if !errors.Is(err, admin.ErrNotAdminAPI) || buf.Len() != 0 {
+				t.Fatalf("%s: err=%v, wrote %q", srv, err, buf.String())
+			}
 		}
 	})
 }
