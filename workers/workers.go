@@ -6,8 +6,6 @@ package workers
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -403,12 +401,4 @@ func scanTime(e events.Event) time.Time {
 		return time.Unix(e.CreateTime, 0).UTC()
 	}
 	return e.ReceivedAt
-}
-
-func randomToken(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(fmt.Sprintf("workers: crypto/rand: %v", err))
-	}
-	return hex.EncodeToString(b)
 }
