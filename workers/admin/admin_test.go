@@ -434,7 +434,7 @@ func get(tb testing.TB, e *admintest.Env, path string) response {
 
 func TestAdminBindings(t *testing.T) {
 	e := admintest.MustServer(t, token)
-	e.MustImport(t, store.Staff{EmployeeNo: "E001", Name: "张三", BindCode: "1"}, store.Staff{EmployeeNo: "E002", Name: "Li", BindCode: "2"})
+	e.MustImport(t, store.Staff{EmployeeNo: "E001", Name: "张三", BindCode: "111111"}, store.Staff{EmployeeNo: "E002", Name: "Li", BindCode: "222222"})
 	for openid, emp := range map[string]string{"oB": "E002", "oA": "E001"} {
 		if _, err := e.DB.Bind(openid, emp, "", e.Clock.Now()); err != nil {
 			t.Fatal(err)
