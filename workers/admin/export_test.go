@@ -207,6 +207,17 @@ func TestAdminExportGuardsAndTypes(t *testing.T) {
 		checkNumberCell(t, f, sheet, "C4", 1)
 	})
 
+	t.Run("xlsx through the client", func(t *testing.T) {
+		var buf bytes.Buffer
+		if err := mustClient(t, e.URL, token).ExportScans(testCtx(t), st.ID, admin.ExportOptions{Format: "xlsx"}, &buf); err != nil {
+			t.Fatal(err)
+		}
+		f, sheet := openXLSX(t, buf.Bytes())
+		if got, _ := f.GetCellValue(sheet, "E2"); got != "'"+evil {
+			t.Fatalf("E2=%q, want %q", got, "'"+evil)
+		}
+	})
+
 	t.Run("json is data", func(t *testing.T) {
 		resp := get(t, e, "/admin/stocktakes/"+st.ID+"/scans?format=json")
 		rows := decode[[]map[string]any](t, resp.body)

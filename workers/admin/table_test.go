@@ -395,7 +395,7 @@ func FuzzParseStaff(f *testing.F) {
 		seen := map[string]bool{}
 		for _, r := range rows {
 			if r.EmployeeNo == "" || len(r.EmployeeNo) > admin.MaxKeyBytes || len(r.Name) > admin.MaxNameBytes ||
-				len([]rune(r.BindCode)) < admin.MinBindCodeChars || len(r.BindCode) > admin.MaxKeyBytes || seen[r.EmployeeNo] {
+				len([]rune(r.BindCode)) < store.MinBindCodeLen || len(r.BindCode) > admin.MaxKeyBytes || seen[r.EmployeeNo] {
 				t.Fatalf("row %+v breaks a rule", r)
 			}
 			seen[r.EmployeeNo] = true

@@ -19,9 +19,6 @@ var StaffColumns = []ImportColumn{
 	{Name: "can_scan", MaxBytes: MaxKeyBytes},
 }
 
-// MinBindCodeChars is the shortest bind code an import takes (SPEC §11).
-const MinBindCodeChars = 6
-
 // importUsers is POST /admin/users/import: the body is a staff directory,
 // CSV or XLSX (see ParseStaff), imported all or nothing. It answers
 // {"added":N,"updated":M}.
@@ -46,7 +43,7 @@ func (s *server) importUsers(w http.ResponseWriter, r *http.Request) error {
 // can_scan. can_scan accepts true/false, 1/0, yes/no, y/n and 是/否 (any
 // case); empty means false. The first bad row fails the whole file with a
 // 400 error wrapping a *LineError ("line 4: bind_code is empty"): an empty
-// employee_no, a bind_code empty or shorter than MinBindCodeChars, a bad
+// employee_no, a bind_code empty or shorter than store.MinBindCodeLen, a bad
 // can_scan, a value over its length limit, or an employee_no already seen
 // in the file. An over-long body fails with a *http.MaxBytesError (413).
 func ParseStaff(body io.Reader) ([]store.Staff, error) {
@@ -60,8 +57,8 @@ func ParseStaff(body io.Reader) ([]store.Staff, error) {
 		switch n := utf8.RuneCountInString(st.BindCode); {
 		case n == 0:
 			return lineErrorf(row.Line, "bind_code is empty")
-		case n < MinBindCodeChars:
-			return lineErrorf(row.Line, "bind_code must be at least %d characters", MinBindCodeChars)
+		case n < store.MinBindCodeLen:
+			return lineErrorf(row.Line, "bind_code must be at least %d characters", store.MinBindCodeLen)
 		}
 		var err error
 		if st.CanScan, err = parseBool(row.Get("can_scan")); err != nil {
@@ -79,6 +76,11 @@ func ParseStaff(body io.Reader) ([]store.Staff, error) {
 	}
 	return rows, nil
 }
+
+// ParseStaffCSV is ParseStaff, which reads XLSX too.
+//
+// Deprecated: use ParseStaff.
+func ParseStaffCSV(body io.Reader) ([]store.Staff, error) { return ParseStaff(body) }
 
 // parseBool reads can_scan.
 func parseBool(v string) (bool, error) {
