@@ -49,7 +49,7 @@ func TestOpen_CreatesDirAndSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := v, 2; got != want {
+	if got, want := v, 3; got != want {
 		t.Fatalf("schema version=%d, want %d", got, want)
 	}
 }
@@ -70,7 +70,7 @@ func TestOpen_ReopenKeepsDataAndSchema(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := v, 2; got != want {
+		if got, want := v, 3; got != want {
 			t.Fatalf("open #%d: schema version=%d, want %d", i, got, want)
 		}
 		s, err := db.Staff("E1")
@@ -267,7 +267,7 @@ func TestDB_ConcurrentUse(t *testing.T) {
 	}
 }
 
-// A file written by schema version 1 (no outbox) is migrated to 2 on open,
+// A file written by schema version 1 (no outbox) is migrated to 3 on open,
 // keeping its data.
 func TestOpen_MigratesFromVersion1(t *testing.T) {
 	path := filepath.Join(t.TempDir(), store.FileName)
@@ -290,8 +290,8 @@ func TestOpen_MigratesFromVersion1(t *testing.T) {
 	}
 	bdb.Close()
 	db = MustOpenPath(t, path, store.Options{NoSync: true})
-	if v, err := db.SchemaVersion(); err != nil || v != 2 {
-		t.Fatalf("schema version=%d,%v, want 2", v, err)
+	if v, err := db.SchemaVersion(); err != nil || v != 3 {
+		t.Fatalf("schema version=%d,%v, want 3", v, err)
 	}
 	if _, err := db.Staff("E1"); err != nil {
 		t.Fatalf("staff lost in migration: %v", err)

@@ -35,14 +35,14 @@ func record(tb testing.TB, db *store.DB, scans ...store.Scan) []int {
 				return err
 			}
 			s.Location = loc
-			n, err := tx.RecordScan(s)
+			r, err := tx.RecordScan(s)
 			if err != nil {
 				return err
 			}
 			if err := tx.MarkProcessed(s.EventID, s.ScannedAt); err != nil {
 				return err
 			}
-			counts = append(counts, n)
+			counts = append(counts, r.Count)
 		}
 		return nil
 	})
@@ -92,6 +92,7 @@ func TestRecordScan(t *testing.T) {
 	for i, s := range scans {
 		want := in[i]
 		want.Location = wantLoc[i]
+		want.SKU, want.Seq = want.Code, uint64(i+1)
 		if s != want {
 			t.Fatalf("scan %d=%+v, want %+v", i, s, want)
 		}
@@ -323,12 +324,12 @@ func TestTx_Lookups(t *testing.T) {
 		if !s.CanScan {
 			t.Fatal("E1 cannot scan")
 		}
-		open, err := tx.OpenStocktake()
+		open, err := tx.OpenStocktakes()
 		if err != nil {
 			return err
 		}
-		if got, want := open.ID, st.ID; got != want {
-			t.Fatalf("open=%s, want %s", got, want)
+		if len(open) != 1 || open[0].ID != st.ID {
+			t.Fatalf("open=%+v, want %s", open, st.ID)
 		}
 		if _, err := tx.BindingByOpenID("o9"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("unbound err=%v, want ErrNotFound", err)
