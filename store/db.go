@@ -94,7 +94,7 @@ var (
 	bucketProcessed      = []byte("processed")    // event id -> unix nano
 	bucketProcessedByAge = []byte("processed_at") // unix nano + event id -> nil
 	bucketTokens         = []byte("tokens")
-	bucketOutbox         = []byte("outbox") // event id -> reply not yet delivered
+	bucketOutbox         = []byte("outbox")          // event id -> reply not yet delivered
 	bucketItems          = []byte("items")           // code -> sku, name, unit
 	bucketItemsBySKU     = []byte("items_by_sku")    // sku 0 code -> name
 	bucketOpenStocktakes = []byte("open_stocktakes") // stocktake id -> nil
