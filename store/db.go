@@ -1,6 +1,7 @@
 // Package store keeps wxscan's durable state in one bbolt file: the staff
 // directory, bindings, the short-lived OAuth and bind-session records, bind
-// lockouts, stocktakes, scans, processed event ids and cached WeChat tokens.
+// lockouts, the item master, stocktakes (scope and frozen book stock), scans
+// with their running aggregates, processed event ids and cached WeChat tokens.
 //
 // It is the only package that imports bbolt. A *DB is safe for concurrent use
 // by many goroutines; bbolt serialises writers, so one Update runs at a time
