@@ -20,21 +20,13 @@ func (s *Service) pageScan(sc store.Scan, unknown bool, now time.Time) events.Pa
 	}
 }
 
-// pageOpenID returns the openid of a bound, active page session, or the
-// refusal to show.
-func (s *Service) pageOpenID(tx *store.Tx, token string) (string, error) {
-	sess, err := s.session(token)
-	if err != nil {
-		return "", err
-	}
-	b, err := tx.BindingByOpenID(sess.OpenID)
+// checkBound returns the refusal to show unless openid is bound and active.
+func (s *Service) checkBound(tx *store.Tx, openid string) error {
+	b, err := tx.BindingByOpenID(openid)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && b.State != store.StateActive) {
-		return "", rpcErr(http.StatusForbidden, string(refusedNotBound), msgNotBound(s.cfg.PublicURL))
+		return rpcErr(http.StatusForbidden, string(refusedNotBound), msgNotBound(s.cfg.PublicURL))
 	}
-	if err != nil {
-		return "", err
-	}
-	return sess.OpenID, nil
+	return err
 }
 
 // scanRecent lists a bound session's latest scans in the open stocktakes,
@@ -45,11 +37,14 @@ func (s *Service) scanRecent(_ context.Context, req events.ScanRecentRequest) (e
 		limit = 20
 	}
 	limit = min(limit, 100)
-	now := s.now()
+	sess, err := s.session(req.Session) // its own transaction: never inside another
+	if err != nil {
+		return events.ScanRecentResponse{}, err
+	}
+	openid, now := sess.OpenID, s.now()
 	var resp events.ScanRecentResponse
-	err := s.db.View(func(tx *store.Tx) error {
-		openid, err := s.pageOpenID(tx, req.Session)
-		if err != nil {
+	err = s.db.View(func(tx *store.Tx) error {
+		if err := s.checkBound(tx, openid); err != nil {
 			return err
 		}
 		scans, err := tx.RecentScans(openid, limit)
@@ -104,11 +99,14 @@ func (s *Service) changeScan(token, ref string, change func(*store.Tx, string, t
 	if ref == "" || len(ref) > 64 {
 		return events.ScanChangeResponse{}, rpcErr(http.StatusBadRequest, "bad_request", "没有指明要改哪一次扫码，请刷新页面。")
 	}
-	now := s.now()
+	sess, err := s.session(token) // its own transaction: never inside another
+	if err != nil {
+		return events.ScanChangeResponse{}, err
+	}
+	openid, now := sess.OpenID, s.now()
 	var resp events.ScanChangeResponse
-	err := s.db.Update(func(tx *store.Tx) error {
-		openid, err := s.pageOpenID(tx, token)
-		if err != nil {
+	err = s.db.Update(func(tx *store.Tx) error {
+		if err := s.checkBound(tx, openid); err != nil {
 			return err
 		}
 		r, msg, err := change(tx, openid, now)
