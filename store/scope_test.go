@@ -34,9 +34,12 @@ func TestOpenStocktakeSpec_Scopes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := db.OpenStocktakeSpec(store.StocktakeSpec{Name: "B 区", Locations: []string{"B-"}}, t0)
+	b, err := db.OpenStocktakeSpec(store.StocktakeSpec{Name: "B 区", Locations: []string{" B- ", "B-"}}, t0)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got := b.Locations; len(got) != 1 || got[0] != "B-" {
+		t.Fatalf("locations=%q, want [B-]", got)
 	}
 	if a.ID != "ST0001" || b.ID != "ST0002" {
 		t.Fatalf("ids=%s,%s", a.ID, b.ID)

@@ -84,8 +84,8 @@ func (db *DB) OpenStocktake(name string, now time.Time) (Stocktake, error) {
 
 // OpenStocktakeSpec opens a new stocktake with an id of the form "ST0001"
 // (increasing, never reused), its scope and its book stock, all or nothing.
-// Errors: ErrInvalid for an empty or too long name, an empty or too long
-// location prefix, or a bad book-stock row (empty or too long sku or
+// Location prefixes are trimmed of spaces. Errors: ErrInvalid for an empty
+// or too long name, an empty or too long location prefix, or a bad book-stock row (empty or too long sku or
 // location, a negative qty, a (location, sku) repeated, a location outside
 // the scope; the message names the row, counted from 1); ErrConflict when
 // its scope overlaps an open stocktake's, with a message naming that one
@@ -97,6 +97,7 @@ func (db *DB) OpenStocktakeSpec(spec StocktakeSpec, now time.Time) (Stocktake, e
 	}
 	var locs []string
 	for _, p := range spec.Locations {
+		p = strings.TrimSpace(p)
 		if p == "" || len(p) > MaxLocationLen || !utf8.ValidString(p) {
 			return Stocktake{}, fmt.Errorf("store: open stocktake %q: location prefix %q empty, too long or not UTF-8: %w", name, p, ErrInvalid)
 		}
