@@ -310,10 +310,10 @@ func TestAdminExport(t *testing.T) {
 		want  string
 	}{
 		{name: "csv", query: "", ctype: "text/csv", want: "" +
-			"stocktake_id,employee_no,openid,code_type,code,location,qty,scanned_at,event_id\n" +
-			"ST0001,E001,oA,EAN_13,6901234567892,A-01,1,2025-03-01T10:00:00+08:00,ev1\n" +
-			"ST0001,E001,oA,EAN_13,6901234567892,A-01,1,2025-03-01T10:00:00+08:00,ev2\n" +
-			"ST0001,E002,oB,QR_CODE,\"a,b \"\"c\"\"\",,1,2025-03-01T10:00:00+08:00,ev3\n"},
+			"stocktake_id,employee_no,openid,code_type,code,location,qty,scanned_at,event_id,sku,name\n" +
+			"ST0001,E001,oA,EAN_13,6901234567892,A-01,1,2025-03-01T10:00:00+08:00,ev1,6901234567892,\n" +
+			"ST0001,E001,oA,EAN_13,6901234567892,A-01,1,2025-03-01T10:00:00+08:00,ev2,6901234567892,\n" +
+			"ST0001,E002,oB,QR_CODE,\"a,b \"\"c\"\"\",,1,2025-03-01T10:00:00+08:00,ev3,\"a,b \"\"c\"\"\",\n"},
 		{name: "summary csv", query: "?summary=1", ctype: "text/csv", want: "" +
 			"location,code,qty\n" +
 			",\"a,b \"\"c\"\"\",1\n" +
@@ -349,7 +349,8 @@ func TestAdminExport(t *testing.T) {
 			t.Fatalf("rows=%d, want %d", got, want)
 		}
 		want := map[string]any{"stocktake_id": "ST0001", "employee_no": "E001", "openid": "oA", "code_type": "EAN_13",
-			"code": "6901234567892", "location": "A-01", "qty": 1.0, "scanned_at": "2025-03-01T10:00:00+08:00", "event_id": "ev1"}
+			"code": "6901234567892", "location": "A-01", "qty": 1.0, "scanned_at": "2025-03-01T10:00:00+08:00", "event_id": "ev1",
+			"sku": "6901234567892", "name": ""}
 		if !reflect.DeepEqual(rows[0], want) {
 			t.Fatalf("row 0=%v, want %v", rows[0], want)
 		}

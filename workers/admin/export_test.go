@@ -119,10 +119,10 @@ func TestAdminExportGuardsAndTypes(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := [][]string{
-			{"stocktake_id", "employee_no", "openid", "code_type", "code", "location", "qty", "scanned_at", "event_id"},
-			{"ST0001", "E001", "oA", "QR_CODE", "'" + evil, "A-01", "1", "2025-03-01T10:00:00+08:00", "ev1"},
-			{"ST0001", "E001", "oA", "QR_CODE", "'-5", "'@A", "1", "2025-03-01T10:00:00+08:00", "ev2"},
-			{"ST0001", "E001", "oA", "EAN_13", "6901234567892", "'\tB", "1", "2025-03-01T10:00:00+08:00", "ev3"},
+			{"stocktake_id", "employee_no", "openid", "code_type", "code", "location", "qty", "scanned_at", "event_id", "sku", "name"},
+			{"ST0001", "E001", "oA", "QR_CODE", "'" + evil, "A-01", "1", "2025-03-01T10:00:00+08:00", "ev1", "'" + evil, ""},
+			{"ST0001", "E001", "oA", "QR_CODE", "'-5", "'@A", "1", "2025-03-01T10:00:00+08:00", "ev2", "'-5", ""},
+			{"ST0001", "E001", "oA", "EAN_13", "6901234567892", "'\tB", "1", "2025-03-01T10:00:00+08:00", "ev3", "6901234567892", ""},
 		}
 		if fmt.Sprint(recs) != fmt.Sprint(want) {
 			t.Fatalf("csv=%q, want %q", recs, want)
@@ -169,10 +169,10 @@ func TestAdminExportGuardsAndTypes(t *testing.T) {
 		if got, want := len(rows), 4; got != want {
 			t.Fatalf("rows=%d, want %d", got, want)
 		}
-		if got, want := strings.Join(rows[0], ","), "stocktake_id,employee_no,openid,code_type,code,location,qty,scanned_at,event_id"; got != want {
+		if got, want := strings.Join(rows[0], ","), "stocktake_id,employee_no,openid,code_type,code,location,qty,scanned_at,event_id,sku,name"; got != want {
 			t.Fatalf("header=%q, want %q", got, want)
 		}
-		for cell, want := range map[string]string{"E2": "'" + evil, "E3": "'-5", "F3": "'@A", "E4": "6901234567892", "F4": "'\tB"} {
+		for cell, want := range map[string]string{"E2": "'" + evil, "E3": "'-5", "F3": "'@A", "E4": "6901234567892", "F4": "'\tB", "J2": "'" + evil} {
 			got, err := f.GetCellValue(sheet, cell)
 			if err != nil {
 				t.Fatal(err)

@@ -3,25 +3,22 @@ package admin
 import (
 	"io"
 	"strconv"
+
+	"github.com/wxscan/wxscan/store"
 )
 
 // ItemColumns are the columns of an item master import (SPEC §9), in any
 // order; unit may be left out.
 var ItemColumns = []ImportColumn{
-	{Name: "code", MaxBytes: MaxCodeBytes},
-	{Name: "sku", MaxBytes: MaxKeyBytes},
-	{Name: "name", MaxBytes: MaxNameBytes},
-	{Name: "unit", Optional: true, MaxBytes: MaxKeyBytes},
+	{Name: "code", MaxBytes: store.MaxCodeLen},
+	{Name: "sku", MaxBytes: store.MaxSKULen},
+	{Name: "name", MaxBytes: store.MaxNameLen},
+	{Name: "unit", Optional: true, MaxBytes: store.MaxUnitLen},
 }
 
 // ItemRow is one row of an item master import: the barcode Code belongs to
-// the item SKU.
-type ItemRow struct {
-	Code string `json:"code"`
-	SKU  string `json:"sku"`
-	Name string `json:"name"`
-	Unit string `json:"unit,omitempty"`
-}
+// the item SKU. It is the store's Item, ready for (*store.DB).ImportItems.
+type ItemRow = store.Item
 
 // ParseItems reads an item master, CSV or XLSX as ReadTable reads it, with
 // the header columns ItemColumns. The first bad row fails the whole file
@@ -69,8 +66,8 @@ func ParseItems(body io.Reader) ([]ItemRow, error) {
 // ExpectedColumns are the columns of a book stock import (SPEC §9), in any
 // order.
 var ExpectedColumns = []ImportColumn{
-	{Name: "location", MaxBytes: MaxKeyBytes},
-	{Name: "sku", MaxBytes: MaxKeyBytes},
+	{Name: "location", MaxBytes: store.MaxLocationLen},
+	{Name: "sku", MaxBytes: store.MaxSKULen},
 	{Name: "qty", MaxBytes: MaxKeyBytes},
 }
 
@@ -78,21 +75,19 @@ var ExpectedColumns = []ImportColumn{
 const MaxExpectedQty = 999_999_999
 
 // ExpectedRow is one row of a book stock: the books expect Qty of SKU at
-// Location.
-type ExpectedRow struct {
-	Location string `json:"location"`
-	SKU      string `json:"sku"`
-	Qty      int    `json:"qty"`
-}
+// Location. It is the store's Expected, ready for store.StocktakeSpec.
+type ExpectedRow = store.Expected
 
 // ParseExpected reads a book stock, CSV or XLSX as ReadTable reads it, with
 // the header columns ExpectedColumns. location may be empty (books kept
-// without locations, counted without scanning location codes). The first
-// bad row fails the whole file with a 400 error wrapping a *LineError: an
-// empty sku, a qty that is not a whole number from 0 to MaxExpectedQty, a
-// value over its length limit, or a (location, sku) already seen in the
-// file. An over-long body fails with a *http.MaxBytesError (413).
-func ParseExpected(body io.Reader) ([]ExpectedRow, error) {
+// without locations, counted without scanning location codes). covers, if
+// not nil, says whether a location is in the stocktake's scope (pass
+// store.Stocktake{Locations: prefixes}.Covers). The first bad row fails the
+// whole file with a 400 error wrapping a *LineError: an empty sku, a qty
+// that is not a whole number from 0 to MaxExpectedQty, a value over its
+// length limit, a location outside the scope, or a (location, sku) already
+// seen in the file. An over-long body fails with a *http.MaxBytesError (413).
+func ParseExpected(body io.Reader, covers func(location string) bool) ([]ExpectedRow, error) {
 	var rows []ExpectedRow
 	type key struct{ location, sku string }
 	seen := map[key]int{} // → line
@@ -106,6 +101,9 @@ func ParseExpected(body io.Reader) ([]ExpectedRow, error) {
 			return lineErrorf(row.Line, "qty %q: want a whole number from 0 to %d", row.Get("qty"), MaxExpectedQty)
 		}
 		ex.Qty = qty
+		if covers != nil && !covers(ex.Location) {
+			return lineErrorf(row.Line, "location %q is outside the stocktake's locations", ex.Location)
+		}
 		k := key{ex.Location, ex.SKU}
 		if first, dup := seen[k]; dup {
 			return lineErrorf(row.Line, "location %q sku %s repeats line %d", ex.Location, ex.SKU, first)

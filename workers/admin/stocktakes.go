@@ -28,6 +28,8 @@ var scanFields = []Field[store.Scan]{
 	{ExportColumn{"qty", NumberCell}, func(s store.Scan) any { return s.Qty }},
 	{ExportColumn{"scanned_at", TimeCell}, func(s store.Scan) any { return s.ScannedAt }},
 	{ExportColumn{"event_id", TextCell}, func(s store.Scan) any { return s.EventID }},
+	{ExportColumn{"sku", TextCell}, func(s store.Scan) any { return s.SKU }},
+	{ExportColumn{"name", TextCell}, func(s store.Scan) any { return s.Name }},
 }
 
 // summaryFields are the columns of a summary export, in order.

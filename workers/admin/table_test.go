@@ -331,7 +331,7 @@ func TestParseExpected(t *testing.T) {
 		{"S2", "A-01", "0"},
 		{"S1", "A-02", 3},
 		{"S1", "", 7},
-	}, false)))
+	}, false)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,11 +346,15 @@ func TestParseExpected(t *testing.T) {
 	}
 
 	const header = "location,sku,qty\n"
+	scope := store.Stocktake{Locations: []string{"A-", "B-"}}
 	tests := []struct {
-		name string
-		body string
-		want string
+		name   string
+		body   string
+		covers func(string) bool
+		want   string
 	}{
+		{name: "outside the scope", body: header + "A-01,S1,1\nB-01,S1,1\n\nC-01,S1,1\n", covers: scope.Covers, want: `line 5: location "C-01" is outside the stocktake's locations`},
+		{name: "no location in a scope", body: header + "A-01,S1,1\n,S1,1\n", covers: scope.Covers, want: `line 3: location "" is outside the stocktake's locations`},
 		{name: "negative", body: header + "A-01,S1,1\nA-01,S2,-1\n", want: `line 3: qty "-1": want a whole number from 0 to 999999999`},
 		{name: "fraction", body: header + "A-01,S1,1.5\n", want: `line 2: qty "1.5"`},
 		{name: "plus sign", body: header + "A-01,S1,+5\n", want: `line 2: qty "+5"`},
@@ -363,7 +367,7 @@ func TestParseExpected(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rows, err := admin.ParseExpected(strings.NewReader(tt.body))
+			rows, err := admin.ParseExpected(strings.NewReader(tt.body), tt.covers)
 			if err == nil {
 				t.Fatalf("rows=%+v, want an error", rows)
 			}
