@@ -295,3 +295,19 @@ func waitLog(t *testing.T, logs *syncBuffer, substr string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestWarnsWhenEncryptionNotRequired(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Roles = []string{"callback"}
+	_, logs := runLogged(t, cfg) // testConfig sets an EncodingAESKey
+	if !strings.Contains(logs.String(), `"level":"WARN","msg":"WXSCAN_AES_KEY is set but WXSCAN_REQUIRE_ENCRYPTION is not`) {
+		t.Fatalf("no warning in %s", logs.String())
+	}
+	cfg = testConfig(t.TempDir())
+	cfg.Roles = []string{"callback"}
+	cfg.RequireEncryption = true
+	_, logs = runLogged(t, cfg)
+	if strings.Contains(logs.String(), "WXSCAN_REQUIRE_ENCRYPTION is not") {
+		t.Fatal("warned although encryption is required")
+	}
+}
