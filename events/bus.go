@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -71,6 +73,8 @@ type Bus struct {
 	js   jetstream.JetStream
 	opts Options
 	log  *slog.Logger
+	// denied is the last permissions violation NATS reported.
+	denied *atomic.Pointer[string]
 }
 
 // Connect connects to NATS (retrying in the background if it is not up yet)
@@ -98,6 +102,7 @@ func Connect(ctx context.Context, opts Options) (*Bus, error) {
 		opts.Logger = slog.Default()
 	}
 	log := opts.Logger
+	denied := &atomic.Pointer[string]{}
 	nopts := []nats.Option{
 		nats.Name(opts.Name),
 		nats.MaxReconnects(-1),
@@ -114,6 +119,10 @@ func Connect(ctx context.Context, opts Options) (*Bus, error) {
 		// A permissions violation (a NATS user without the right to a
 		// subject) is reported here, not to the call: the call times out.
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				msg := err.Error()
+				denied.Store(&msg)
+			}
 			log.Warn("nats error", "err", err)
 		}),
 	}
@@ -145,7 +154,7 @@ func Connect(ctx context.Context, opts Options) (*Bus, error) {
 		nc.Close()
 		return nil, fmt.Errorf("events: jetstream: %w", err)
 	}
-	return &Bus{nc: nc, js: js, opts: opts, log: log}, nil
+	return &Bus{nc: nc, js: js, opts: opts, log: log, denied: denied}, nil
 }
 
 // JetStream exposes the JetStream context for operator tools and tests.
@@ -195,17 +204,60 @@ func (b *Bus) EnsureStreams(ctx context.Context) error {
 	}}
 	for _, cfg := range cfgs {
 		st, err := b.js.Stream(ctx, cfg.Name)
-		if err == nil && !needsUpdate(st.CachedInfo().Config, cfg) {
+		exists := err == nil
+		if exists && !needsUpdate(st.CachedInfo().Config, cfg) {
 			continue
 		}
 		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("events: stream %s info: %w", cfg.Name, err)
 		}
-		if _, err := b.js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		if denied, err := b.createOrUpdate(ctx, cfg); err != nil {
+			if exists && denied {
+				// A NATS user that may not change the stream (the
+				// callback's): the settings are the workers' to set.
+				b.log.Warn("stream settings differ from this process's, and its NATS user may not update them: kept as they are",
+					"stream", cfg.Name, "duplicate_window", st.CachedInfo().Config.Duplicates.String())
+				continue
+			}
 			return fmt.Errorf("events: create stream %s: %w", cfg.Name, err)
 		}
 	}
 	return nil
+}
+
+// createOrUpdate creates or updates a stream. NATS reports a permissions
+// violation asynchronously and the request would wait for its deadline, so
+// it stops as soon as one names this stream's update, and says so.
+func (b *Bus) createOrUpdate(ctx context.Context, cfg jetstream.StreamConfig) (denied bool, err error) {
+	subject := `"$JS.API.STREAM.UPDATE.` + cfg.Name + `"`
+	b.denied.Store(nil)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.js.CreateOrUpdateStream(ctx, cfg)
+		done <- err
+	}()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return b.wasDenied(subject), err
+		case <-tick.C:
+			if b.wasDenied(subject) {
+				cancel()
+				return true, fmt.Errorf("events: update stream %s: %w", cfg.Name, nats.ErrPermissionViolation)
+			}
+		}
+	}
+}
+
+// wasDenied reports whether the last permissions violation NATS reported
+// names subject (quoted, as NATS quotes it).
+func (b *Bus) wasDenied(subject string) bool {
+	p := b.denied.Load()
+	return p != nil && strings.Contains(*p, subject)
 }
 
 // needsUpdate reports whether the settings EnsureStreams chooses in want

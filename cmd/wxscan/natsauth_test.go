@@ -283,6 +283,29 @@ func TestPerRoleNATSUsers(t *testing.T) {
 	if got := streamMsgs(t, wk); got != 2 {
 		t.Fatalf("stream msgs=%d after the refused calls, want 2", got)
 	}
+
+	// A callback whose settings want another duplicate window may not
+	// change the stream: it starts anyway, at once, and says so.
+	ccfg2 := ccfg
+	ccfg2.MaxSkew = 600 * time.Second
+	start := time.Now()
+	_, logs2 := runLogged(t, ccfg2)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("second callback took %v to start", d)
+	}
+	waitLog(t, logs2, "its NATS user may not update them")
+	if got, want := streamDuplicates(t, wk), events.DuplicateWindowFor(wcfg.MaxSkew); got != want {
+		t.Fatalf("duplicate window=%v, want the workers' %v", got, want)
+	}
+}
+
+func streamDuplicates(t *testing.T, m *Main) time.Duration {
+	t.Helper()
+	st, err := m.bus.JetStream().Stream(context.Background(), events.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.CachedInfo().Config.Duplicates
 }
 
 func waitLog(t *testing.T, logs *syncBuffer, substr string) {
