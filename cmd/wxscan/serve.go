@@ -105,9 +105,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	opts := events.Options{URL: cfg.NATSURL, CredsFile: cfg.NATSCreds, AppID: cfg.AppID,
 		Name: "wxscan " + fmt.Sprint(cfg.Roles), Replicas: cfg.StreamReplicas, Logger: log,
 		DuplicateWindow: events.DuplicateWindowFor(cfg.MaxSkew), InboxPrefix: inboxPrefix(cfg)}
-	if cfg.HasRole("callback") && cfg.AESKey != "" && !cfg.RequireEncryption {
-		log.Warn("WXSCAN_AES_KEY is set but WXSCAN_REQUIRE_ENCRYPTION is not: plaintext POSTs are still accepted; set WXSCAN_REQUIRE_ENCRYPTION=true once the account is in safe mode")
-	}
 	if cfg.NATSURL == "" {
 		token := cfg.NATSToken
 		if token == "" {
@@ -167,6 +164,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	mux.Handle("GET /readyz", health)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	if cfg.HasRole("callback") {
+		if cfg.AESKey != "" && !cfg.RequireEncryption {
+			log.Warn("WXSCAN_AES_KEY is set but WXSCAN_REQUIRE_ENCRYPTION is not: plaintext POSTs are still accepted; set WXSCAN_REQUIRE_ENCRYPTION=true once the account is in safe mode")
+		}
 		h, err := callback.NewWeChatHandler(callback.Config{
 			AppID:             cfg.AppID,
 			Tokens:            []string{cfg.Token, cfg.TokenPrev},
