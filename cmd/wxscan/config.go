@@ -174,12 +174,8 @@ func (c *Config) bind(fs *flag.FlagSet, getenv env) *[]func() error {
 			return fmt.Errorf("WXSCAN_MAX_SKEW: %q is not a duration like 300s", skew)
 		}
 		c.MaxSkew = d
-		if strings.TrimSpace(natsSync) == "always" {
-			c.NATSSyncAlways = true
-		} else if d, err := parseDuration(natsSync); err != nil || d <= 0 {
-			return fmt.Errorf("WXSCAN_NATS_SYNC: %q is not a positive duration like 1s, or always", natsSync)
-		} else {
-			c.NATSSyncInterval, c.NATSSyncAlways = d, false
+		if c.NATSSyncInterval, c.NATSSyncAlways, err = parseNATSSync(natsSync); err != nil {
+			return err
 		}
 		return nil
 	})
@@ -267,6 +263,20 @@ func validAESKey(k string) bool {
 	}
 	b, err := base64.StdEncoding.DecodeString(k + "=")
 	return err == nil && len(b) == 32
+}
+
+// parseNATSSync reads WXSCAN_NATS_SYNC: a positive duration, or "always"
+// (fsync before every acknowledgement; the interval then stays 1 s for
+// what nats-server syncs on its own).
+func parseNATSSync(s string) (interval time.Duration, always bool, err error) {
+	if strings.TrimSpace(s) == "always" {
+		return time.Second, true, nil
+	}
+	d, err := parseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, false, fmt.Errorf("WXSCAN_NATS_SYNC: %q is not a positive duration like 1s, or always", s)
+	}
+	return d, false, nil
 }
 
 // validNATSToken accepts tokens that go into a nats:// URL as they are.
