@@ -57,8 +57,8 @@ type Options struct {
 }
 
 // DefaultDuplicateWindow is the WECHAT stream's duplicate window for the
-// default WXSCAN_MAX_SKEW of 300 s.
-var DefaultDuplicateWindow = DuplicateWindowFor(300 * time.Second)
+// default WXSCAN_MAX_SKEW of 300 s: DuplicateWindowFor(300 * time.Second).
+const DefaultDuplicateWindow = 11 * time.Minute
 
 // DuplicateWindowFor is the duplicate window that keeps any request accepted
 // inside a timestamp window of ±maxSkew from being stored twice: a request
