@@ -79,12 +79,12 @@ func TestOperatorCLI(t *testing.T) {
 		{name: "import bad row", args: []string{"users", "import", bad},
 			wantErr: "wxscan users: 400 Bad Request: line 3: bind_code is empty\n"},
 		{name: "import missing file", args: []string{"users", "import", missing},
-			wantErr: "wxscan users: read staff CSV: open " + missing + ": no such file or directory\n"},
-		{name: "stocktake open", args: []string{"stocktake", "open", "March", "count"}, want: "opened stocktake ST0001 \"March count\"\nST0001\n"},
+			wantErr: "wxscan users: read staff file: open " + missing + ": no such file or directory\n"},
+		{name: "stocktake open", args: []string{"stocktake", "open", "March", "count"}, want: "opened stocktake ST0001 \"March count\" (all locations, 0 book stock rows)\nST0001\n"},
 		{name: "stocktake open conflict", args: []string{"stocktake", "open", "April"},
-			wantErr: "wxscan stocktake: 409 Conflict: stocktake ST0001 \"March count\" is already open: close it first\n"},
+			wantErr: "wxscan stocktake: 409 Conflict: open stocktake \"April\": ST0001 (March count) is open and covers every location: close it first or choose other locations\n"},
 		{name: "stocktake list open", args: []string{"stocktake", "list"},
-			want: "id\tname\tstate\topened_at\tclosed_at\tscans\nST0001\tMarch count\topen\t2025-03-01T02:00:00Z\t-\t0\n"},
+			want: "id\tname\tstate\tlocations\texpected_rows\topened_at\tclosed_at\tscans\nST0001\tMarch count\topen\t*\t0\t2025-03-01T02:00:00Z\t-\t0\n"},
 		{name: "scans export csv", args: []string{"scans", "export", "--stocktake", "ST0001"},
 			setup: func(t *testing.T) {
 				e.MustScan(t, "ST0001", "oA", "E001", "EAN_13", "6901234567892", "A-01", "ev1")
@@ -102,16 +102,16 @@ func TestOperatorCLI(t *testing.T) {
 		{name: "scans export unknown", args: []string{"scans", "export", "--stocktake", "ST0099"},
 			wantErr: "wxscan scans: 404 Not Found: stocktake ST0099 not found\n"},
 		{name: "scans export without stocktake", args: []string{"scans", "export"},
-			wantErr: "wxscan scans: --stocktake ID is required (usage: wxscan scans export --stocktake ID [--format csv|json] [--summary])\n"},
+			wantErr: "wxscan scans: --stocktake ID is required (usage: wxscan scans export --stocktake ID [--format csv|json|xlsx] [--summary|--variance] [--output FILE])\n"},
 		{name: "stocktake close", args: []string{"stocktake", "close", "ST0001"}, want: "closed stocktake ST0001 \"March count\": 3 scans\n"},
 		{name: "stocktake close again", args: []string{"stocktake", "close", "ST0001"},
 			wantErr: "wxscan stocktake: 409 Conflict: stocktake ST0001 is already closed\n"},
 		{name: "stocktake open json", args: []string{"stocktake", "open", "April", "--json"},
 			want: "{\n  \"id\": \"ST0002\",\n  \"name\": \"April\",\n  \"opened_at\": \"2025-03-01T02:00:00Z\",\n  \"scans\": 0,\n  \"state\": \"open\"\n}\n"},
 		{name: "stocktake list", args: []string{"stocktake", "list"},
-			want: "id\tname\tstate\topened_at\tclosed_at\tscans\n" +
-				"ST0001\tMarch count\tclosed\t2025-03-01T02:00:00Z\t2025-03-01T02:00:00Z\t3\n" +
-				"ST0002\tApril\topen\t2025-03-01T02:00:00Z\t-\t0\n"},
+			want: "id\tname\tstate\tlocations\texpected_rows\topened_at\tclosed_at\tscans\n" +
+				"ST0001\tMarch count\tclosed\t*\t0\t2025-03-01T02:00:00Z\t2025-03-01T02:00:00Z\t3\n" +
+				"ST0002\tApril\topen\t*\t0\t2025-03-01T02:00:00Z\t-\t0\n"},
 		{name: "bindings list", args: []string{"bindings", "list"},
 			setup: func(t *testing.T) {
 				for openid, emp := range map[string]string{"oA": "E001", "oB": "E002"} {
@@ -153,7 +153,7 @@ func TestOperatorCLI(t *testing.T) {
 		{name: "dlq replay all", args: []string{"dlq", "replay", "--all"}, want: "replayed 2 dead letters\n"},
 		{name: "dlq replay all json", args: []string{"dlq", "--all", "replay", "--json"}, want: "{\n  \"replayed\": 0\n}\n"},
 		{name: "dlq replay both", args: []string{"dlq", "replay", "2", "--all"}, wantErr: "wxscan dlq: usage: wxscan dlq list | replay ID|--all\n"},
-		{name: "unknown subcommand", args: []string{"stocktake", "reopen", "ST0001"}, wantErr: "wxscan stocktake: usage: wxscan stocktake open NAME | close ID | list\n"},
+		{name: "unknown subcommand", args: []string{"stocktake", "reopen", "ST0001"}, wantErr: "wxscan stocktake: usage: wxscan stocktake open NAME [--locations PREFIX,...] [--expected FILE] | close ID | list\n"},
 		{name: "unknown flag", args: []string{"bindings", "list", "--xml"}, wantErr: "__flag__"},
 	}
 	for _, tt := range steps {
@@ -277,7 +277,7 @@ func TestOperatorCLIErrors(t *testing.T) {
 
 	t.Run("server flag reaches the server", func(t *testing.T) {
 		r := runCLI(t, refused, cliToken, "stocktake", "list", "--server", on.URL).mustOK(t)
-		if got, want := r.stdout, "id\tname\tstate\topened_at\tclosed_at\tscans\n"; got != want {
+		if got, want := r.stdout, "id\tname\tstate\tlocations\texpected_rows\topened_at\tclosed_at\tscans\n"; got != want {
 			t.Fatalf("stdout=%q, want %q", got, want)
 		}
 	})

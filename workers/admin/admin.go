@@ -96,19 +96,23 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 func (s *server) routes() {
 	for pattern, h := range map[string]handlerFunc{
-		"POST /admin/users/import":          s.importUsers,
-		"POST /admin/stocktakes":            s.openStocktake,
-		"GET /admin/stocktakes":             s.listStocktakes,
-		"POST /admin/stocktakes/{id}/close": s.closeStocktake,
-		"GET /admin/stocktakes/{id}/scans":  s.exportScans,
-		"GET /admin/bindings":               s.listBindings,
-		"DELETE /admin/bindings/{openid}":   s.removeBinding,
-		"POST /admin/menu":                  s.pushMenu,
-		"GET /admin/dlq":                    s.listDLQ,
-		"POST /admin/dlq/replay":            s.replayAll,
-		"POST /admin/dlq/{id}/replay":       s.replayOne,
-		"GET /admin/status":                 s.status,
-		"GET /admin/backup":                 s.backup,
+		"POST /admin/users/import":               s.importUsers,
+		"GET /admin/users":                       s.listUsers,
+		"POST /admin/users/{employee_no}/unlock": s.unlockUser,
+		"POST /admin/items/import":               s.importItems,
+		"POST /admin/bindings/{openid}/unlock":   s.unlockOpenID,
+		"POST /admin/stocktakes":                 s.openStocktake,
+		"GET /admin/stocktakes":                  s.listStocktakes,
+		"POST /admin/stocktakes/{id}/close":      s.closeStocktake,
+		"GET /admin/stocktakes/{id}/scans":       s.exportScans,
+		"GET /admin/bindings":                    s.listBindings,
+		"DELETE /admin/bindings/{openid}":        s.removeBinding,
+		"POST /admin/menu":                       s.pushMenu,
+		"GET /admin/dlq":                         s.listDLQ,
+		"POST /admin/dlq/replay":                 s.replayAll,
+		"POST /admin/dlq/{id}/replay":            s.replayOne,
+		"GET /admin/status":                      s.status,
+		"GET /admin/backup":                      s.backup,
 	} {
 		s.mux.Handle(pattern, h.serve(s))
 	}
@@ -198,6 +202,18 @@ func errorf(code int, format string, args ...any) error {
 // found from err by statusOf.
 func explain(err error, format string, args ...any) error {
 	return &apiError{msg: fmt.Sprintf(format, args...), err: err}
+}
+
+// prefixed puts prefix before err's message, keeping its status.
+func prefixed(err error, prefix string) error {
+	return &apiError{code: statusOf(err), msg: prefix + err.Error(), err: err}
+}
+
+// storeMessage is a store error's message for the client: without the
+// package's "store: " and the sentinel's ": conflict" at its end.
+func storeMessage(err, sentinel error) string {
+	msg := strings.TrimPrefix(err.Error(), "store: ")
+	return strings.TrimSuffix(msg, ": "+sentinel.Error())
 }
 
 // errUnavailable marks an error of a dependency that cannot be reached (NATS,
