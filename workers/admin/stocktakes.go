@@ -121,8 +121,9 @@ func readStocktakeForm(mr *multipart.Reader) (OpenStocktakeRequest, error) {
 		case "locations":
 			req.Locations = append(req.Locations, SplitLocations(string(data))...)
 		case "expected":
-			// A form whose file input was left empty posts an empty part.
-			if len(data) > 0 || part.FileName() != "" {
+			// A form whose file input was left empty posts an empty part:
+			// no book stock.
+			if len(data) > 0 {
 				req.Expected = bytes.NewReader(data)
 			}
 		}
