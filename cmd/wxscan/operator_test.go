@@ -368,3 +368,103 @@ func TestOperatorCLIBackupFails(t *testing.T) {
 		}
 	})
 }
+
+func TestOperatorCLIUsers(t *testing.T) {
+	e := admintest.MustServer(t, cliToken)
+	cli := func(args ...string) cliResult { return runCLI(t, e.URL, cliToken, args...) }
+	staff := writeFile(t, "staff.csv", "employee_no,name,bind_code,can_scan\nE001,张三,111111,是\nE002,Li Si,222222,no\n")
+	cli("users", "import", staff).mustOK(t)
+	now := e.Clock.Now()
+	if _, err := e.DB.Bind("oA", "E001", "", now); err != nil {
+		t.Fatal(err)
+	}
+	err := e.DB.Update(func(tx *store.Tx) error {
+		for range store.MaxBindFailures {
+			if _, err := tx.CountEmployeeBindFailure("E002", now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := "employee_no\tname\tcan_scan\tstate\topenid\tbound_at\tbind_failures\tlocked_until\n"
+	if got, want := cli("users", "list").mustOK(t).stdout, header+
+		"E001\t张三\ttrue\tactive\toA\t2025-03-01T02:00:00Z\t0\t-\n"+
+		"E002\tLi Si\tfalse\tunbound\t-\t-\t5\t2025-03-01T02:15:00Z\n"; got != want {
+		t.Fatalf("users list:\n%s\nwant:\n%s", got, want)
+	}
+	out := cli("users", "list", "--json").mustOK(t).stdout
+	if strings.Contains(out, "111111") || !strings.Contains(out, `"locked_until": "2025-03-01T02:15:00Z"`) {
+		t.Fatalf("users list --json:\n%s", out)
+	}
+	if got, want := cli("users", "unlock", "E002").mustOK(t).stdout, "unlocked E002 (Li Si)\n"; got != want {
+		t.Fatalf("unlock: %q, want %q", got, want)
+	}
+	if got, want := cli("users", "list").mustOK(t).stdout, header+
+		"E001\t张三\ttrue\tactive\toA\t2025-03-01T02:00:00Z\t0\t-\n"+
+		"E002\tLi Si\tfalse\tunbound\t-\t-\t0\t-\n"; got != want {
+		t.Fatalf("users list after unlock:\n%s\nwant:\n%s", got, want)
+	}
+	cli("users", "unlock", "E002").mustOK(t) // idempotent
+	if r := cli("users", "unlock", "E404"); r.code != 1 || r.stderr != "wxscan users: 404 Not Found: no employee E404 in the staff directory\n" {
+		t.Fatalf("unlock unknown: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if got, want := cli("bindings", "unlock", "oGuess").mustOK(t).stdout, "unlocked openid oGuess\n"; got != want {
+		t.Fatalf("bindings unlock: %q, want %q", got, want)
+	}
+}
+
+func TestOperatorCLIExportOutput(t *testing.T) {
+	e := admintest.MustServer(t, cliToken)
+	cli := func(args ...string) cliResult { return runCLI(t, e.URL, cliToken, args...) }
+	book := writeFile(t, "book.csv", "location,sku,qty\nA-01,X1,2\n")
+	out := cli("stocktake", "open", "March", "--locations", "A-", "--expected", book).mustOK(t).stdout
+	if got, want := out, "opened stocktake ST0001 \"March\" (locations A-, 1 book stock rows)\nST0001\n"; got != want {
+		t.Fatalf("open: %q, want %q", got, want)
+	}
+	e.MustScan(t, "ST0001", "oA", "E001", "QR_CODE", "X1", "A-01", "ev1")
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "variance.csv")
+	if err := os.WriteFile(path, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := cli("scans", "export", "--stocktake", "ST0001", "--variance", "--output", path).mustOK(t)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b), "location,sku,name,expected,counted,difference\nA-01,X1,,2,1,-1\n"; got != want {
+		t.Fatalf("file:\n%s\nwant:\n%s", got, want)
+	}
+	if got, want := r.stdout, fmt.Sprintf("wrote %s (%d bytes)\n", path, len(b)); got != want {
+		t.Fatalf("stdout %q, want %q", got, want)
+	}
+	// XLSX to stdout is the file itself.
+	r = cli("scans", "export", "--stocktake", "ST0001", "--format", "xlsx").mustOK(t)
+	if !strings.HasPrefix(r.stdout, "PK\x03\x04") {
+		t.Fatalf("xlsx on stdout starts %q", r.stdout[:min(len(r.stdout), 8)])
+	}
+	// A failed export leaves the file as it was and no temporary file.
+	r = cli("scans", "export", "--stocktake", "ST0099", "--output", path)
+	if r.code != 1 || r.stderr != "wxscan scans: 404 Not Found: stocktake ST0099 not found\n" {
+		t.Fatalf("export unknown: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if b2, _ := os.ReadFile(path); string(b2) != string(b) {
+		t.Fatalf("a failed export changed the file to %q", b2)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("files left: %v", entries)
+	}
+	for _, tt := range []struct{ args []string }{
+		{[]string{"--summary", "--variance"}},
+		{[]string{"--format", "xml"}},
+	} {
+		r := cli(append([]string{"scans", "export", "--stocktake", "ST0001"}, tt.args...)...)
+		if r.code != 1 || !strings.Contains(r.stderr, "usage: wxscan scans export") {
+			t.Fatalf("%v: exit %d, stderr %q", tt.args, r.code, r.stderr)
+		}
+	}
+}
