@@ -1,6 +1,11 @@
-// Package admin is wxscan's admin HTTP API (SPEC §7): the staff directory
-// import, stocktakes, scan exports, bindings, the custom menu, the dead-letter
-// queue and a status summary, all as JSON behind a bearer token. Its wire
+// Package admin is wxscan's admin HTTP API (SPEC §7, §9): the staff
+// directory (import, list with bindings and bind lockouts, unlock), the item
+// master import, stocktakes with scope and book stock, scan exports (scans,
+// summary, variance), bindings, the custom menu, the dead-letter queue and a
+// status summary, all as JSON behind a bearer token. The functions the
+// handlers share with the console (ImportUsers, ImportItems,
+// OpenStocktakeFrom, ExportTable, Users, UnlockUser) take the store and
+// answer the API's errors. Its wire
 // types are in api.go; Client (client.go) is its Go client, which the
 // `wxscan` operator commands are a thin layer over.
 //
@@ -9,7 +14,7 @@
 //
 // Every error answer is JSON {"error":"<one English line>"} with a 4xx or 5xx
 // status: 400 bad input, 401 missing or wrong token, 404 unknown stocktake,
-// binding or dead letter (and every path while the API is off), 409 a
+// employee, binding or dead letter (and every path while the API is off), 409 a
 // conflict with the current state, 413 a body over its limit, 502 WeChat
 // refused a call, 503 NATS or WeChat unreachable.
 package admin

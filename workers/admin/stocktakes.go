@@ -58,9 +58,8 @@ const MaxStocktakeFormBytes = MaxImportBytes + 64<<10
 // open stocktake's (the message names that one).
 func (s *server) openStocktake(w http.ResponseWriter, r *http.Request) error {
 	var req OpenStocktakeRequest
-	body := http.MaxBytesReader(w, r.Body, MaxStocktakeFormBytes)
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
-		r.Body = body
+		r.Body = http.MaxBytesReader(w, r.Body, MaxStocktakeFormBytes)
 		mr, err := r.MultipartReader()
 		if err != nil {
 			return errorf(http.StatusBadRequest, "body: %v", err)
@@ -68,7 +67,7 @@ func (s *server) openStocktake(w http.ResponseWriter, r *http.Request) error {
 		if req, err = readStocktakeForm(mr); err != nil {
 			return err
 		}
-	} else if err := json.NewDecoder(body).Decode(&req); err != nil {
+	} else if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return err
