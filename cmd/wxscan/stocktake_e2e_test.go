@@ -37,13 +37,16 @@ type stocktakeRun struct {
 
 const e2eAdminToken = "e2e-admin-token"
 
-func startStocktakeRun(t *testing.T) *stocktakeRun {
+func startStocktakeRun(t *testing.T, timeZone ...string) *stocktakeRun {
 	t.Helper()
 	fake := fakewechat.New(fakewechat.Config{AppID: testAppID, AppSecret: "e2esecret"})
 	api := httptest.NewServer(fake)
 	t.Cleanup(api.Close)
 	cfg := testConfig(t.TempDir())
 	cfg.APIBase, cfg.OAuthBase, cfg.AdminToken = api.URL, api.URL, e2eAdminToken
+	if len(timeZone) > 0 {
+		cfg.TimeZone = timeZone[0]
+	}
 	m := MustRunMain(t, cfg)
 	base := "http://" + m.HTTPAddr()
 	return &stocktakeRun{m: m, fake: fake, base: base, sim: simFor(m, "plain"), dir: t.TempDir(), clock: time.Now().Unix() - 120}
@@ -445,6 +448,26 @@ func TestTimezoneSetting(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "WXSCAN_TIMEZONE") || strings.Contains(err.Error(), "\n") {
 			t.Fatalf("%q: err=%v, want one line naming WXSCAN_TIMEZONE", tz, err)
 		}
+	}
+}
+
+// TestTimezoneReachesExports runs serve with WXSCAN_TIMEZONE=Europe/Berlin:
+// export times carry Berlin's offset.
+func TestTimezoneReachesExports(t *testing.T) {
+	r := startStocktakeRun(t, "Europe/Berlin")
+	r.cli(t, "stocktake", "open", "winter").mustOK(t)
+	at := time.Date(2025, 12, 1, 23, 30, 0, 0, time.UTC)
+	err := r.db().Update(func(tx *store.Tx) error {
+		_, err := tx.RecordScan(store.Scan{StocktakeID: "ST0001", OpenID: "oA", EmployeeNo: "E001", CodeType: "QR_CODE",
+			Code: "X1", Qty: 1, ScannedAt: at, EventID: "ev1"})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := r.cli(t, "scans", "export", "--stocktake", "ST0001").mustOK(t).stdout
+	if !strings.Contains(out, ",2025-12-02T00:30:00+01:00,ev1,") {
+		t.Fatalf("export does not show Berlin time:\n%s", out)
 	}
 }
 
