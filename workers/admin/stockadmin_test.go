@@ -135,6 +135,7 @@ func TestAdminOpenScopedStocktakes(t *testing.T) {
 		{name: "empty json name", json: `{"name":" ","locations":["C-"]}`, code: http.StatusBadRequest, want: "name is empty"},
 		{name: "empty prefix", json: `{"name":"C","locations":["C-"," "]}`, code: http.StatusBadRequest, want: "locations: an empty prefix"},
 		{name: "bad json", json: `{"name":`, code: http.StatusBadRequest},
+		{name: "book stock as json", json: `{"name":"C","locations":["C-"],"expected":"location,sku,qty"}`, code: http.StatusBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -50,7 +50,7 @@ const MaxStocktakeFormBytes = MaxImportBytes + 64<<10
 
 // openStocktake is POST /admin/stocktakes: 201 and the new stocktake. The
 // body is JSON {"name":"...","locations":["A-",...]} (OpenStocktakeRequest
-// without a book stock), or multipart/form-data, as the console's form
+// without a book stock; other fields are refused), or multipart/form-data, as the console's form
 // posts it, with the fields name and locations (prefixes separated by
 // commas, or the field repeated) and the optional file part expected, the
 // book stock (see ParseExpected). 400 for a bad name, prefix or book-stock
@@ -67,7 +67,7 @@ func (s *server) openStocktake(w http.ResponseWriter, r *http.Request) error {
 		if req, err = readStocktakeForm(mr); err != nil {
 			return err
 		}
-	} else if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil {
+	} else if err := decodeStrict(http.MaxBytesReader(w, r.Body, 64<<10), &req); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return err
@@ -81,6 +81,14 @@ func (s *server) openStocktake(w http.ResponseWriter, r *http.Request) error {
 	s.cfg.Logger.Info("admin opened stocktake", "id", st.ID, "locations", strings.Join(st.Locations, ","), "expected_rows", st.ExpectedRows)
 	writeJSON(w, http.StatusCreated, st)
 	return nil
+}
+
+// decodeStrict decodes JSON into v, refusing fields v does not have (a
+// book stock sent as JSON would otherwise be dropped without a word).
+func decodeStrict(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
 }
 
 // readStocktakeForm reads the multipart form of POST /admin/stocktakes.
