@@ -131,6 +131,8 @@ func TestAdminOpenScopedStocktakes(t *testing.T) {
 			code: http.StatusBadRequest, want: "book stock: line 3: not UTF-8 or GB18030 text"},
 		{name: "missing column", fields: [][2]string{{"name", "C"}}, file: []byte("location,sku\nC-01,S1\n"),
 			code: http.StatusBadRequest, want: "book stock: line 1: column qty is missing: want the header location,sku,qty"},
+		{name: "book stock too large", fields: [][2]string{{"name", "C"}, {"locations", "C-"}},
+			file: append([]byte("location,sku,qty\n"), bytes.Repeat([]byte("C-01,S1,1\n"), admin.MaxImportBytes/10)...), code: http.StatusRequestEntityTooLarge},
 		{name: "empty name", fields: [][2]string{{"locations", "C-"}}, code: http.StatusBadRequest, want: "name is empty"},
 		{name: "empty json name", json: `{"name":" ","locations":["C-"]}`, code: http.StatusBadRequest, want: "name is empty"},
 		{name: "empty prefix", json: `{"name":"C","locations":["C-"," "]}`, code: http.StatusBadRequest, want: "locations: an empty prefix"},
