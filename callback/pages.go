@@ -287,7 +287,7 @@ func (p *pagesHandler) serveScanPage(w http.ResponseWriter, r *http.Request) {
 	req := events.ScanPageRequest{Session: s, URL: p.publicURL + ScanPath + "?" + r.URL.RawQuery}
 	var cfg events.ScanPageResponse
 	if err := p.call(r.Context(), events.OpScanPage, req, &cfg); err != nil {
-		p.errorPage(w, r, events.OpScanPage, err, pageRetryLinks("scan"))
+		p.errorPage(w, r, events.OpScanPage, pageOpenRefusal(err), pageRetryLinks("scan"))
 		return
 	}
 	p.render(w, r, http.StatusOK, "scan", pageScanView{Session: s, Config: cfg, CanScan: cfg.StocktakeOpen || cfg.OpenStocktakes > 0})
@@ -302,6 +302,24 @@ func (p *pagesHandler) call(ctx context.Context, op string, req, resp any) error
 	if err == nil && p.log.Enabled(ctx, slog.LevelDebug) {
 		p.log.LogAttrs(ctx, slog.LevelDebug, "staff page call", slog.String("op", op),
 			slog.Duration("elapsed", time.Since(start)))
+	}
+	return err
+}
+
+// pageMsgOpenNotBound is said to someone not bound who opens the scan page
+// or its list: the workers' words are for a scan that was refused ("扫码没有
+// 记录"), and this person has scanned nothing.
+const pageMsgOpenNotBound = "你还没有绑定工号，绑定后就能在这里扫码盘点。"
+
+// pageOpenRefusal words a refusal of the scan page's opening or its list:
+// not_bound says what is true for someone who only opened the page; any
+// other error is returned as it is.
+func pageOpenRefusal(err error) error {
+	var rerr *events.RPCError
+	if errors.As(err, &rerr) && rerr.Code == "not_bound" {
+		o := *rerr
+		o.Message = pageMsgOpenNotBound
+		return &o
 	}
 	return err
 }

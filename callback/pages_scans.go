@@ -54,7 +54,7 @@ func (p *pagesHandler) serveScanRecent(w http.ResponseWriter, r *http.Request) {
 	}
 	var resp events.ScanRecentResponse
 	if err := p.call(r.Context(), events.OpScanRecent, req, &resp); err != nil {
-		p.errorJSON(w, r, events.OpScanRecent, err)
+		p.errorJSON(w, r, events.OpScanRecent, pageOpenRefusal(err))
 		return
 	}
 	if resp.Scans == nil {

@@ -406,7 +406,7 @@ func TestScanAPIRefusals(t *testing.T) {
 		{name: "RecentNoSession", method: "GET", path: "/api/scans", status: 400, code: "session_missing", message: "页面已失效，请从公众号菜单重新打开扫码页。"},
 		{name: "RecentLongSession", method: "GET", path: "/api/scans?s=" + strings.Repeat("s", 129), status: 400, code: "session_invalid"},
 		{name: "RecentUnknownSession", method: "GET", path: "/api/scans?s=nope", status: 400, code: "session_invalid"},
-		{name: "RecentNotBound", method: "GET", path: "/api/scans?s=" + url.QueryEscape(stranger), status: 403, code: "not_bound"},
+		{name: "RecentNotBound", method: "GET", path: "/api/scans?s=" + url.QueryEscape(stranger), status: 403, code: "not_bound", message: "你还没有绑定工号，绑定后就能在这里扫码盘点。"},
 		{name: "QtyBadJSON", path: callback.ScanQtyAPIPath, body: `{"session":`, status: 400, code: "bad_json", message: "提交的内容无法识别，请刷新页面后重试。"},
 		{name: "QtyAsText", path: callback.ScanQtyAPIPath, body: `{"session":"` + ann + `","ref":"` + ref + `","qty":"5"}`, status: 400, code: "bad_json"},
 		{name: "QtyFraction", path: callback.ScanQtyAPIPath, body: `{"session":"` + ann + `","ref":"` + ref + `","qty":2.5}`, status: 400, code: "bad_json"},
@@ -523,4 +523,22 @@ func TestScanPageSaysWhatIsTrue(t *testing.T) {
 	t.Run("Closed", func(t *testing.T) {
 		check(t, "现在没有进行中的盘点，不能扫码。", true)
 	})
+}
+
+// TestScanPageNotBound opens /scan on the real workers as someone who is
+// not bound: 403, the way to bind, and no word of a scan not recorded.
+func TestScanPageNotBound(t *testing.T) {
+	e := MustScanPages(t)
+	s := e.Session(t, "oNew", "", "")
+	resp, page := e.Get(t, "/scan?s="+url.QueryEscape(s))
+	if got, want := resp.StatusCode, http.StatusForbidden; got != want {
+		t.Fatalf("status=%d, want %d", got, want)
+	}
+	CheckPagesHTML(t, resp, page)
+	if !strings.Contains(page, "你还没有绑定工号，绑定后就能在这里扫码盘点。") || !strings.Contains(page, `href="/bind"`) {
+		t.Fatalf("page does not say how to bind:\n%s", page)
+	}
+	if strings.Contains(page, "扫码没有记录") {
+		t.Fatalf("page says 扫码没有记录 to someone who only opened it:\n%s", page)
+	}
 }

@@ -645,8 +645,13 @@ func TestPagesScanPage(t *testing.T) {
 			t.Fatalf("status=%d, want %d; body %s", got, want, body)
 		}
 		CheckPagesHTML(t, resp, body)
-		if !strings.Contains(body, "你还没有绑定工号，请先绑定。") || !strings.Contains(body, `href="/bind"`) {
+		// The workers' words are for a refused scan; someone who only
+		// opened the page is told what is true for them.
+		if !strings.Contains(body, "你还没有绑定工号，绑定后就能在这里扫码盘点。") || !strings.Contains(body, `href="/bind"`) {
 			t.Fatalf("page has no message or bind link:\n%s", body)
+		}
+		if strings.Contains(body, "请先绑定。") {
+			t.Fatalf("page shows the workers' chat wording:\n%s", body)
 		}
 	})
 }

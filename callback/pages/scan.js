@@ -201,21 +201,27 @@
       changed(li, status, body, '没有撤销成功。');
     });
   }
-  // changed shows the answer to a quantity change or an undo.
+  // changed shows the answer to a quantity change or an undo: the
+  // workers' message and the new count at the top; a refusal next to the
+  // line, or at the top when the list is read again (the scan is gone, too
+  // old, or its stocktake closed).
   function changed(li, status, body, fallback) {
     if (status === 200 && body.scan) {
-      var n = show(body.scan);
-      lineMsg(n, body.message || '已保存', 'ok');
+      show(body.scan);
       say(body.message || '已保存', 'ok');
       setCount(body.count);
       return;
     }
     var text = errorText(status, body, fallback);
     busy(li, false);
+    if (status === 404 || status === 409) {
+      lineMsg(li, '', '');
+      say(text, 'err');
+      refused(status, body);
+      loadRecent();
+      return;
+    }
     lineMsg(li, text, 'err');
-    say(text, 'err');
-    refused(status, body);
-    if (status === 404 || status === 409) { loadRecent(); }
   }
 
   function submit(code, id) {
