@@ -233,6 +233,10 @@
         if (body.scan) {
           lineMsg(show(body.scan), '刚刚记录', 'ok');
           setCount(body.count);
+        } else if (!count) {
+          // A location change while no stocktake covered the old location:
+          // the page is built again for the new one.
+          location.reload();
         } else {
           loadRecent();
         }
@@ -272,6 +276,13 @@
 
   loadRecent();
   if (!canScan) { return; }
+  // The list is read again now and then, so that scans made from the chat
+  // meanwhile show and lines past their 10 minutes lose their controls;
+  // never while the person is typing a quantity.
+  setInterval(function () {
+    if (document.visibilityState === 'hidden' || list.contains(document.activeElement)) { return; }
+    loadRecent();
+  }, 30000);
   if (!/MicroMessenger/i.test(navigator.userAgent) || typeof wx !== 'object') {
     hint.textContent = '请在微信里打开本页使用扫一扫；也可以在下面手动输入。';
     return;

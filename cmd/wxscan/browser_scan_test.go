@@ -6,8 +6,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wxscan/wxscan/callback/wechatsim"
+	"github.com/wxscan/wxscan/store"
 	"github.com/wxscan/wxscan/workers/wechatapi"
 )
 
@@ -270,6 +272,23 @@ func testBrowserScanPage(t *testing.T, b *browser) {
 		p.shot("scan-10-scan-failed")
 	})
 
+	t.Run("MarkupIsText", func(t *testing.T) {
+		// A typed code that looks like markup is shown as the text it is.
+		const code = `<img src=x onerror="document.title='pwned'">`
+		p := openPhone(t, b, phoneUA, "")
+		openScan(t, p)
+		p.typeInto("#code", code)
+		p.tap("#manual button[type=submit]")
+		p.waitJS(`document.querySelectorAll('#recent li').length === 4`)
+		if got := p.text("#recent li .label"); got != code {
+			t.Fatalf("line=%q, want %q", got, code)
+		}
+		if got := p.eval(`document.querySelectorAll('#scan img').length === 0 && document.title === '扫码盘点'`); got != "true" {
+			t.Fatalf("no image in the page and the title unchanged=%s, want true", got)
+		}
+		p.shot("scan-11-markup-as-text")
+	})
+
 	t.Run("ConfigRefused", func(t *testing.T) {
 		p := openPhone(t, b, wechatUA, fakeBridgeScript(false, false))
 		openScan(t, p)
@@ -277,13 +296,45 @@ func testBrowserScanPage(t *testing.T, b *browser) {
 		if got, want := disabled(p), `"true,false,false"`; got != want {
 			t.Fatalf("scan button, input, submit disabled=%s, want %s", got, want)
 		}
-		p.shot("scan-11-config-refused")
+		p.shot("scan-12-config-refused")
 	})
 
 	runCLI(t, e.base, cliToken, "stocktake", "close", stocktake).mustOK(t)
 	t.Run("Closed", func(t *testing.T) {
 		p := openPhone(t, b, wechatUA, fakeBridgeScript(false, true))
 		openScan(t, p)
-		closed(t, p, "scan-12-closed")
+		closed(t, p, "scan-13-closed")
+	})
+
+	// A scoped stocktake, opened on the workers' store (the admin API on
+	// this branch opens only unscoped ones).
+	if _, err := e.m.workers.db.OpenStocktakeSpec(store.StocktakeSpec{Name: "B 区盘点", Locations: []string{"B-"}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("Scoped", func(t *testing.T) {
+		// Open, but not where the person is: say so, and let a location
+		// code be scanned; after it the page is the stocktake's.
+		p := openPhone(t, b, wechatUA, fakeBridgeScript(false, true, "QR_CODE,LOC:B-07"))
+		openScan(t, p)
+		if got, want := p.text("#stocktake"), "库位 A-01 不在进行中的盘点范围内，请先扫正确的库位码。"; got != want {
+			t.Fatalf("stocktake line=%q, want %q", got, want)
+		}
+		p.waitEnabled("#scanbtn")
+		if got, want := disabled(p), `"false,false,false"`; got != want {
+			t.Fatalf("scan button, input, submit disabled=%s, want %s", got, want)
+		}
+		p.shot("scan-14-out-of-scope")
+		// The location is set, then the page is loaded again.
+		if got, want := p.submit("#scanbtn"), 200; got != want {
+			t.Fatalf("page after the location scan: status=%d, want %d", got, want)
+		}
+		if got, want := p.text("#stocktake"), "盘点：B 区盘点"; got != want {
+			t.Fatalf("stocktake line=%q, want %q", got, want)
+		}
+		p.waitJS(`document.getElementById('empty').textContent === '本次盘点你还没有扫码。'`)
+		if got, want := p.text("#loc")+" "+p.text("#count"), "B-07 0"; got != want {
+			t.Fatalf("location and count=%q, want %q", got, want)
+		}
+		p.shot("scan-15-location-set")
 	})
 }
