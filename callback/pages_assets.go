@@ -32,8 +32,8 @@ var pagesTemplates = template.Must(template.New("pages").Funcs(template.FuncMap{
 // pagesCSP forbids every load from anywhere else: no script but the /scan
 // script (by hash) and this origin's (the JS-SDK), no style but the style
 // sheet (by hash), fetch and forms only to this origin, images only data:
-// URLs (so the JS-SDK's report beacon to open.weixin.qq.com is never
-// sent), no framing.
+// URLs (so the JS-SDK's report beacon to open.weixin.qq.com, whose query
+// carries the page's URL and so the session, is never sent), no framing.
 var pagesCSP = "default-src 'none'; " +
 	"script-src 'self' " + pagesCSPHash(pagesScript) + "; " +
 	"style-src " + pagesCSPHash(pagesStyle) + "; " +

@@ -289,6 +289,38 @@ func testBrowserScanPage(t *testing.T, b *browser) {
 		p.shot("scan-11-markup-as-text")
 	})
 
+	t.Run("ReportBeacon", func(t *testing.T) {
+		// In WeChat on a phone, jweixin reports to open.weixin.qq.com with an
+		// image once wx.config is verified: the page's policy refuses it, so
+		// the phone sends nothing anywhere else.
+		p := openPhone(t, b, wechatUA, `window.__wxNetwork = 'wifi';`+fakeBridgeScript(false, true))
+		if got, want := p.open(e.base+"/scan"), 200; got != want {
+			t.Fatalf("scan page status=%d, want %d", got, want)
+		}
+		p.waitEnabled("#scanbtn")
+		// Chromium announces the request, then its policy check blocks it
+		// before it leaves (the beacon carries the page's URL, session and
+		// all).
+		var refused []string
+		blocked := func() bool {
+			for _, m := range refused {
+				if strings.Contains(m, `Content Security Policy directive: "img-src data:". The action has been blocked.`) {
+					return true
+				}
+			}
+			return false
+		}
+		waitUntil(t, "the report beacon refused", func() bool {
+			refused = append(refused, p.forgive("https://open.weixin.qq.com/sdk/report?")...)
+			return blocked()
+		})
+		for _, m := range refused {
+			if !strings.HasPrefix(m, "browser log (security): ") && !strings.HasPrefix(m, "request to another machine: https://open.weixin.qq.com/sdk/report?") {
+				t.Fatalf("unexpected trouble with the beacon: %s", m)
+			}
+		}
+	})
+
 	t.Run("ConfigRefused", func(t *testing.T) {
 		p := openPhone(t, b, wechatUA, fakeBridgeScript(false, false))
 		openScan(t, p)
@@ -337,4 +369,16 @@ func testBrowserScanPage(t *testing.T, b *browser) {
 		}
 		p.shot("scan-15-location-set")
 	})
+}
+
+// waitUntil polls ok for up to 10 s.
+func waitUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 10 s for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
