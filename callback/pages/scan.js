@@ -70,15 +70,20 @@
     if (count && typeof n === 'number') { count.textContent = String(n); }
   }
 
-  // stop disables scanning when no stocktake can take a scan.
-  function stop(message) {
+  // stop turns scanning off once no stocktake can take a scan (it closed
+  // while the page was open) and reads the list again, now empty.
+  function stop() {
     canScan = false;
     btn.disabled = true;
     input.disabled = true;
     formBtn.disabled = true;
     stocktake.className = 'err';
-    stocktake.textContent = message;
+    stocktake.textContent = '现在没有进行中的盘点，不能扫码。盘点开始后，请重新打开本页。';
+    hint.className = 'muted';
     hint.textContent = '没有进行中的盘点，扫一扫已停用。';
+    if (count) { count.parentNode.hidden = true; }
+    document.getElementById('note').hidden = true;
+    loadRecent();
   }
 
   // api sends one request and calls done(status, body); status 0 is a
@@ -98,9 +103,7 @@
     return (body.error && body.error.message) || fallback;
   }
   function refused(status, body) {
-    if (status === 409 && body.error && body.error.code === 'no_stocktake') {
-      stop(body.error.message || '现在没有进行中的盘点。');
-    }
+    if (status === 409 && body.error && body.error.code === 'no_stocktake') { stop(); }
   }
 
   // line builds the list item of one scan (events.PageScan).

@@ -62,6 +62,9 @@ func testBrowserScanPage(t *testing.T, b *browser) {
 		if got, want := p.text("#empty"), "没有进行中的盘点。"; got != want {
 			t.Fatalf("list says %q, want %q", got, want)
 		}
+		if got := p.eval(`document.getElementById('note').hidden`); got != "true" {
+			t.Fatalf("the 10-minute note hidden=%s, want true", got)
+		}
 		if body := p.text("body"); strings.Contains(body, "扫码没有记录") {
 			t.Fatalf("the page says 扫码没有记录 to someone who only opened it:\n%s", body)
 		}
@@ -337,11 +340,36 @@ func testBrowserScanPage(t *testing.T, b *browser) {
 		p.shot("scan-12-config-refused")
 	})
 
-	runCLI(t, e.base, cliToken, "stocktake", "close", stocktake).mustOK(t)
+	t.Run("ClosedWhileOpen", func(t *testing.T) {
+		// The stocktake closes while the page is open: the next scan is
+		// refused with the workers' words and the page turns its controls off.
+		p := openPhone(t, b, wechatUA, fakeBridgeScript(false, true, "EAN_13,6940000000012"))
+		openScan(t, p)
+		p.waitEnabled("#scanbtn")
+		runCLI(t, e.base, cliToken, "stocktake", "close", stocktake).mustOK(t)
+		p.tap("#scanbtn")
+		p.waitJS(`document.getElementById('scanbtn').disabled && document.getElementById('code').disabled`)
+		if got, want := p.text("#result"), "现在没有进行中的盘点，扫码没有记录。请等管理员开始盘点后再扫。"; got != want {
+			t.Fatalf("result=%q, want %q", got, want)
+		}
+		if got, want := disabled(p), `"true,true,true"`; got != want {
+			t.Fatalf("scan button, input, submit disabled=%s, want %s", got, want)
+		}
+		if got, want := p.text("#stocktake"), "现在没有进行中的盘点，不能扫码。盘点开始后，请重新打开本页。"; got != want {
+			t.Fatalf("stocktake line=%q, want %q", got, want)
+		}
+		// The closed stocktake's lines go: nothing in them can change now.
+		p.waitJS(`document.querySelectorAll('#recent li').length === 0 && document.getElementById('empty').textContent === '没有进行中的盘点。'`)
+		if got := p.eval(`document.getElementById('count').parentNode.hidden && document.getElementById('note').hidden`); got != "true" {
+			t.Fatalf("count and the 10-minute note hidden=%s, want true", got)
+		}
+		p.shot("scan-13-closed-while-open")
+	})
+
 	t.Run("Closed", func(t *testing.T) {
 		p := openPhone(t, b, wechatUA, fakeBridgeScript(false, true))
 		openScan(t, p)
-		closed(t, p, "scan-13-closed")
+		closed(t, p, "scan-14-closed")
 	})
 
 	// A scoped stocktake, opened on the workers' store (the admin API on
@@ -361,7 +389,7 @@ func testBrowserScanPage(t *testing.T, b *browser) {
 		if got, want := disabled(p), `"false,false,false"`; got != want {
 			t.Fatalf("scan button, input, submit disabled=%s, want %s", got, want)
 		}
-		p.shot("scan-14-out-of-scope")
+		p.shot("scan-15-out-of-scope")
 		// The location is set, then the page is loaded again.
 		if got, want := p.submit("#scanbtn"), 200; got != want {
 			t.Fatalf("page after the location scan: status=%d, want %d", got, want)
@@ -373,7 +401,7 @@ func testBrowserScanPage(t *testing.T, b *browser) {
 		if got, want := p.text("#loc")+" "+p.text("#count"), "B-07 0"; got != want {
 			t.Fatalf("location and count=%q, want %q", got, want)
 		}
-		p.shot("scan-15-location-set")
+		p.shot("scan-16-location-set")
 	})
 }
 
