@@ -11,11 +11,14 @@ import (
 	"github.com/wxscan/wxscan/store"
 )
 
-// pageScan is how the /scan page shows s at now.
+// pageScan is how the /scan page shows s at now. ScannedAt is in the
+// account's time zone (Config.Location): the page shows the wall clock of
+// its RFC 3339 text, so that it agrees with the chat replies whatever zone
+// the phone is set to.
 func (s *Service) pageScan(sc store.Scan, unknown bool, now time.Time) events.PageScan {
 	return events.PageScan{
 		Ref: sc.Ref(), Code: sc.Code, Name: sc.Name, Label: itemLabel(sc.Name, sc.Code), Unknown: unknown,
-		Location: sc.Location, Qty: sc.Qty, Cancelled: sc.Cancelled, ScannedAt: sc.ScannedAt,
+		Location: sc.Location, Qty: sc.Qty, Cancelled: sc.Cancelled, ScannedAt: sc.ScannedAt.In(s.cfg.Location),
 		Editable: !sc.Cancelled && now.Sub(sc.ScannedAt) < store.EditWindow,
 	}
 }

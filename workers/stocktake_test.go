@@ -10,6 +10,7 @@ import (
 	"github.com/wxscan/wxscan/events"
 	"github.com/wxscan/wxscan/events/eventstest"
 	"github.com/wxscan/wxscan/store"
+	"github.com/wxscan/wxscan/workers"
 )
 
 // at is the CreateTime of the chat events of these tests: near the real
@@ -440,5 +441,41 @@ func TestScanPageListsAndChangesOwnScans(t *testing.T) {
 		if strings.Contains(m.Content, "222") {
 			t.Fatalf("page scan got a chat reply: %q", m.Content)
 		}
+	}
+}
+
+// The /scan page shows times in the account's time zone (WXSCAN_TIMEZONE),
+// like the chat replies, whatever zone the phone is set to: the page's
+// scans carry their time with the account's offset, so that the wall clock
+// in the text is the account's.
+func TestScanPageTimesInAccountZone(t *testing.T) {
+	zone := time.FixedZone("UTC-3", -3*3600) // not the test machine's, not Shanghai
+	h := MustHarness(t, func(c *workers.Config) { c.Location = zone })
+	h.openStocktake(t)
+	h.bind(t, "oAnn", "E001", "111111")
+	sess := h.session(t, "oAnn")
+	inZone := func(what string, ts time.Time) {
+		t.Helper()
+		if _, off := ts.Zone(); off != -3*3600 {
+			t.Errorf("%s: scanned_at %s has offset %d s, want the account's -10800", what, ts.Format(time.RFC3339), off)
+		}
+	}
+	sub, rerr := call[events.ScanSubmitResponse](t, h, events.OpScanSubmit, events.ScanSubmitRequest{Session: sess, Result: "EAN_13,222", ClientID: "c1"})
+	if rerr != nil || sub.Scan == nil {
+		t.Fatalf("page scan=%+v, %v", sub, rerr)
+	}
+	inZone("submit", sub.Scan.ScannedAt)
+	recent, rerr := call[events.ScanRecentResponse](t, h, events.OpScanRecent, events.ScanRecentRequest{Session: sess})
+	if rerr != nil || len(recent.Scans) != 1 {
+		t.Fatalf("recent=%+v, %v", recent, rerr)
+	}
+	inZone("recent", recent.Scans[0].ScannedAt)
+	ch, rerr := call[events.ScanChangeResponse](t, h, events.OpScanQty, events.ScanQtyRequest{Session: sess, Ref: sub.Scan.Ref, Qty: 4})
+	if rerr != nil {
+		t.Fatalf("qty: %v", rerr)
+	}
+	inZone("qty", ch.Scan.ScannedAt)
+	if want := sub.Scan.ScannedAt.In(zone).Format("15:04"); !strings.Contains(ch.Message, want) {
+		t.Errorf("qty message %q does not name the time %s", ch.Message, want)
 	}
 }

@@ -45,11 +45,11 @@
     if (text !== undefined) { e.textContent = text; }
     return e;
   }
-  function pad(n) { return (n < 10 ? '0' : '') + n; }
+  // clock is the wall clock of an RFC 3339 time as the server wrote it, in
+  // the account's time zone (not the phone's, which Date would use).
   function clock(iso) {
-    var d = new Date(iso);
-    if (isNaN(d.getTime())) { return ''; }
-    return pad(d.getHours()) + ':' + pad(d.getMinutes()) + ':' + pad(d.getSeconds());
+    var m = /T(\d\d:\d\d:\d\d)/.exec(String(iso));
+    return m ? m[1] : '';
   }
 
   // say shows the outcome of the last action; retry, when given, adds a
