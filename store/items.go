@@ -29,7 +29,9 @@ const (
 // bad row (empty or too long code or sku, a too long name or unit, text that
 // is not UTF-8, a code repeated within rows) refuses the whole import with
 // an error wrapping ErrInvalid that names the row ("row 3: ..."), rows
-// counted from 1. It returns how many codes were new and how many existed.
+// counted from 1. It returns how many codes were new and how many existed
+// with another sku, name or unit; a row equal to what is stored changes
+// nothing and counts as neither.
 func (db *DB) ImportItems(rows []Item) (added, updated int, err error) {
 	seen := make(map[string]int, len(rows))
 	for i, it := range rows {
@@ -47,11 +49,14 @@ func (db *DB) ImportItems(rows []Item) (added, updated int, err error) {
 		sb := tx.tx.Bucket(bucketItemsBySKU)
 		for _, it := range rows {
 			if old := ib.Get([]byte(it.Code)); old != nil {
-				updated++
 				prev, err := decodeItem(it.Code, old)
 				if err != nil {
 					return fmt.Errorf("store: import items: %w", err)
 				}
+				if prev == it {
+					continue
+				}
+				updated++
 				if err := sb.Delete(skuKey(prev.SKU, prev.Code)); err != nil {
 					return fmt.Errorf("store: import items: %w", err)
 				}

@@ -94,3 +94,31 @@ func TestImportItems_BadRowRefusesAll(t *testing.T) {
 		})
 	}
 }
+
+// Importing the same item master again changes nothing and says so, as the
+// staff import does ("added 0, updated 0"); only changed rows are updated.
+func TestImportItemsAgainReportsNothingChanged(t *testing.T) {
+	db := MustOpen(t)
+	rows := []store.Item{
+		{Code: "690001", SKU: "SKU-1", Name: "可乐 330ml", Unit: "罐"},
+		{Code: "690002", SKU: "SKU-2", Name: "雪碧"},
+	}
+	if added, updated, err := db.ImportItems(rows); err != nil || added != 2 || updated != 0 {
+		t.Fatalf("import=%d,%d,%v, want 2,0,nil", added, updated, err)
+	}
+	if added, updated, err := db.ImportItems(rows); err != nil || added != 0 || updated != 0 {
+		t.Fatalf("same import again=%d,%d,%v, want 0,0,nil", added, updated, err)
+	}
+	rows[1].Unit = "瓶"
+	if added, updated, err := db.ImportItems(rows); err != nil || added != 0 || updated != 1 {
+		t.Fatalf("import with one unit changed=%d,%d,%v, want 0,1,nil", added, updated, err)
+	}
+	if err := db.View(func(tx *store.Tx) error {
+		if it, err := tx.Item("690002"); err != nil || it.Unit != "瓶" || tx.SKUName("SKU-2") != "雪碧" {
+			t.Fatalf("Item=%+v,%v SKUName=%q", it, err, tx.SKUName("SKU-2"))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
