@@ -43,12 +43,13 @@ func msgNotBound(publicURL string) string {
 }
 
 const (
-	msgNotAllowed    = "你的工号没有盘点权限，扫码没有记录。请联系管理员开通。"
-	msgNoStocktake   = "现在没有进行中的盘点，扫码没有记录。请等管理员开始盘点后再扫。"
-	msgBadCode       = "没有识别出条码，请对准后再扫一次。"
-	msgNoLocation    = "现在的盘点只在指定库位进行，你还没有选库位，扫码没有记录。请先扫库位码（LOC:开头）再扫商品。"
-	msgNothingToSet  = "没有可以改数量的扫码：只能改 10 分钟内最近一次扫码的数量。请先扫码。"
-	msgNothingToUndo = "没有可以撤销的扫码：只能撤销 10 分钟内的扫码。"
+	msgNotAllowed      = "你的工号没有盘点权限，扫码没有记录。请联系管理员开通。"
+	msgNoStocktake     = "现在没有进行中的盘点，扫码没有记录。请等管理员开始盘点后再扫。"
+	msgBadCode         = "没有识别出条码，请对准后再扫一次。"
+	msgLocationTooLong = "库位码太长了，库位没有切换。请确认扫的是库位码。"
+	msgNoLocation      = "现在的盘点只在指定库位进行，你还没有选库位，扫码没有记录。请先扫库位码（LOC:开头）再扫商品。"
+	msgNothingToSet    = "没有可以改数量的扫码：只能改 10 分钟内最近一次扫码的数量。请先扫码。"
+	msgNothingToUndo   = "没有可以撤销的扫码：只能撤销 10 分钟内的扫码。"
 )
 
 func msgOutOfScope(loc string) string {

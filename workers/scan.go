@@ -86,8 +86,11 @@ func (s *Service) scan(tx *store.Tx, openid, scanType, result string, at time.Ti
 	}
 	if loc, ok := strings.CutPrefix(code, "LOC:"); ok {
 		loc = strings.TrimSpace(loc)
-		if loc == "" {
+		switch {
+		case loc == "":
 			return scanOutcome{refused: refusedBadCode, message: msgBadCode}, nil
+		case len(loc) > MaxLocationLen:
+			return scanOutcome{refused: refusedBadCode, message: msgLocationTooLong}, nil
 		}
 		if err := tx.SetLocation(openid, loc); err != nil {
 			return scanOutcome{}, err

@@ -479,3 +479,34 @@ func TestScanPageTimesInAccountZone(t *testing.T) {
 		t.Errorf("qty message %q does not name the time %s", ch.Message, want)
 	}
 }
+
+// A location code scanned in the chat is held to the 64-byte limit of SPEC
+// §11, as on the /scan page: a longer one is refused with a reply and sets
+// nothing, and later scans stay at the location set before.
+func TestChatLocationOverLimitRefused(t *testing.T) {
+	h := MustHarness(t)
+	st := h.openStocktake(t)
+	h.bind(t, "oAnn", "E001", "111111")
+	h.ask(t, chatScan(t, "oAnn", "QR_CODE,LOC:A-01"))
+	long := strings.Repeat("库", 22) // 66 bytes
+	got := h.ask(t, chatScan(t, "oAnn", "QR_CODE,LOC:"+long))
+	if strings.Contains(got, long) || !strings.Contains(got, "库位码") {
+		t.Fatalf("reply to a 66-byte location=%q, want a refusal that names the location code", got)
+	}
+	var loc string
+	if err := h.db.View(func(tx *store.Tx) error { loc, _ = tx.Location("oAnn"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if loc != "A-01" {
+		t.Fatalf("location=%q, want A-01 kept", loc)
+	}
+	h.ask(t, chatScan(t, "oAnn", "EAN_13,1"))
+	if s := h.scans(t, st.ID); len(s) != 1 || s[0].Location != "A-01" {
+		t.Fatalf("scans=%+v, want one at A-01", s)
+	}
+	// Exactly 64 bytes is a location.
+	ok := strings.Repeat("B", 64)
+	if got := h.ask(t, chatScan(t, "oAnn", "QR_CODE,LOC:"+ok)); !strings.Contains(got, ok) {
+		t.Fatalf("reply to a 64-byte location=%q", got)
+	}
+}
