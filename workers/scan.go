@@ -81,7 +81,9 @@ func (s *Service) scan(tx *store.Tx, openid, scanType, result string, at time.Ti
 		return scanOutcome{refused: refusedNotAllowed, message: msgNotAllowed}, nil
 	}
 	codeType, code := ParseScanResult(scanType, result)
-	if code == "" || len(code) > maxCodeLen || !utf8.ValidString(code) {
+	// NUL never comes from WeChat's XML and would split the store's
+	// location/sku keys: a code holding it is not a code.
+	if code == "" || len(code) > maxCodeLen || !utf8.ValidString(code) || strings.IndexByte(code, 0) >= 0 {
 		return scanOutcome{refused: refusedBadCode, message: msgBadCode}, nil
 	}
 	if loc, ok := strings.CutPrefix(code, "LOC:"); ok {

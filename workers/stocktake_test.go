@@ -510,3 +510,29 @@ func TestChatLocationOverLimitRefused(t *testing.T) {
 		t.Fatalf("reply to a 64-byte location=%q", got)
 	}
 }
+
+// A NUL byte can reach a page scan through JSON ("\u0000"), never through
+// WeChat's XML. The store keys the variance by location NUL sku, so such a
+// code is refused, as a location and as an item: nothing is set or recorded.
+func TestPageScanWithNULRefused(t *testing.T) {
+	h := MustHarness(t)
+	st := h.openStocktake(t)
+	h.bind(t, "oAnn", "E001", "111111")
+	sess := h.session(t, "oAnn")
+	for i, result := range []string{"QR_CODE,LOC:A\x00B", "EAN_13,69\x0001"} {
+		_, rerr := call[events.ScanSubmitResponse](t, h, events.OpScanSubmit, events.ScanSubmitRequest{Session: sess, Result: result, ClientID: fmt.Sprint("n", i)})
+		if rerr == nil || rerr.Status != 400 {
+			t.Fatalf("scan %q: err=%v, want 400", result, rerr)
+		}
+	}
+	var loc string
+	if err := h.db.View(func(tx *store.Tx) error { loc, _ = tx.Location("oAnn"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if loc != "" {
+		t.Fatalf("location=%q, want none set", loc)
+	}
+	if s := h.scans(t, st.ID); len(s) != 0 {
+		t.Fatalf("scans=%+v, want none", s)
+	}
+}
