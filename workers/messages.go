@@ -42,6 +42,10 @@ func msgNotBound(publicURL string) string {
 	return "你还没有绑定工号，扫码没有记录。请先绑定：" + bindLink(publicURL)
 }
 
+func msgNotBoundNoEdit(publicURL string) string {
+	return "你还没有绑定工号，不能改数量或撤销。请先绑定：" + bindLink(publicURL)
+}
+
 const (
 	msgNotAllowed      = "你的工号没有盘点权限，扫码没有记录。请联系管理员开通。"
 	msgNoStocktake     = "现在没有进行中的盘点，扫码没有记录。请等管理员开始盘点后再扫。"

@@ -216,8 +216,12 @@ func TestTextSetsQuantity(t *testing.T) {
 	if s := h.scans(t, st.ID); s[0].Qty != 99999 {
 		t.Fatalf("late qty applied: %d", s[0].Qty)
 	}
-	// Someone else's text changes nothing of oAnn's.
-	wantIn(t, "stranger's qty", h.ask(t, chatText(t, "oBob", "5")), "没有可以改数量的扫码")
+	// Someone else's text changes nothing of oAnn's; not bound, they are
+	// told to bind.
+	wantIn(t, "stranger's qty", h.ask(t, chatText(t, "oBob", "5")), "还没有绑定工号", publicURL+"/bind")
+	if s := h.scans(t, st.ID); s[0].Qty != 99999 {
+		t.Fatalf("stranger's qty applied: %d", s[0].Qty)
+	}
 }
 
 func mustZone(tb testing.TB, name string) *time.Location {
@@ -534,5 +538,28 @@ func TestPageScanWithNULRefused(t *testing.T) {
 	}
 	if s := h.scans(t, st.ID); len(s) != 0 {
 		t.Fatalf("scans=%+v, want none", s)
+	}
+}
+
+// Quantity and undo from the chat follow the /scan page's rules: once the
+// operator has removed a person's binding, their texts change none of the
+// scans they made while bound, and the reply says they are not bound.
+func TestChatQtyAndUndoNeedABinding(t *testing.T) {
+	h := MustHarness(t)
+	st := h.openStocktake(t)
+	h.bind(t, "oAnn", "E001", "111111")
+	h.ask(t, chatScan(t, "oAnn", "EAN_13,1"))
+	h.ask(t, chatScan(t, "oAnn", "EAN_13,2"))
+	if err := h.db.RemoveBinding("oAnn"); err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{"12", "撤销"} {
+		got := h.ask(t, chatText(t, "oAnn", text))
+		if !strings.Contains(got, "绑定") || !strings.Contains(got, publicURL+"/bind") {
+			t.Errorf("reply to %q from an unbound person=%q, want the not-bound reply with the bind link", text, got)
+		}
+	}
+	if s := h.scans(t, st.ID); len(s) != 2 || s[0].Qty != 1 || s[1].Qty != 1 {
+		t.Fatalf("scans=%+v, want both unchanged and not cancelled", s)
 	}
 }

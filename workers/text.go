@@ -55,9 +55,19 @@ func parseText(content string) (textCommand, int) {
 }
 
 // text applies a chat text from openid at now inside tx and returns the
-// reply. Errors are store failures.
+// reply. A quantity or an undo needs an active binding, as on the /scan
+// page. Errors are store failures.
 func (s *Service) text(tx *store.Tx, openid, content string, now time.Time) (string, error) {
 	cmd, qty := parseText(content)
+	if cmd != textOther {
+		b, err := tx.BindingByOpenID(openid)
+		switch {
+		case errors.Is(err, store.ErrNotFound) || (err == nil && b.State != store.StateActive):
+			return msgNotBoundNoEdit(s.cfg.PublicURL), nil
+		case err != nil:
+			return "", err
+		}
+	}
 	switch cmd {
 	case textQty:
 		latest, err := tx.LatestScan(openid, now, false)
