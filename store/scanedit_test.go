@@ -255,3 +255,51 @@ func TestScanQtyAndCancel(t *testing.T) {
 		}
 	})
 }
+
+// A cancelled scan is left out of every count (SPEC §9), the status's scans
+// of today (ScansSince) included; cancelling it again changes nothing more.
+func TestScansSinceLeavesOutCancelled(t *testing.T) {
+	db := MustOpen(t)
+	st, err := db.OpenStocktake("s", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := t0.Add(time.Minute)
+	record(t, db, scan(st.ID, "o1", "C1", at), scan(st.ID, "o1", "C2", at), scan(st.ID, "o1", "C3", at.Add(time.Second)))
+	scans, err := db.Scans(st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	since := func() int {
+		t.Helper()
+		n, err := db.ScansSince(t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	cancel := func(ref string) error {
+		return db.Update(func(tx *store.Tx) error {
+			_, err := tx.CancelScan("o1", ref, at.Add(time.Minute))
+			return err
+		})
+	}
+	if err := cancel(scans[0].Ref()); err != nil {
+		t.Fatal(err)
+	}
+	if got := since(); got != 2 {
+		t.Fatalf("ScansSince after one cancel=%d, want 2", got)
+	}
+	if err := cancel(scans[0].Ref()); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second cancel err=%v, want ErrConflict", err)
+	}
+	if err := cancel(scans[2].Ref()); err != nil {
+		t.Fatal(err)
+	}
+	if got := since(); got != 1 {
+		t.Fatalf("ScansSince after two cancels=%d, want 1", got)
+	}
+	if n, err := db.ScansSince(at.Add(time.Second)); err != nil || n != 0 {
+		t.Fatalf("ScansSince(the cancelled scan's second)=%d,%v, want 0", n, err)
+	}
+}

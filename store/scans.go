@@ -306,7 +306,21 @@ func (tx *Tx) CancelScan(openid, ref string, now time.Time) (Recorded, error) {
 		return Recorded{}, err
 	}
 	s.Cancelled = true
-	return tx.rewrite(s, -1, -int64(s.Qty))
+	r, err := tx.rewrite(s, -1, -int64(s.Qty))
+	if err != nil {
+		return Recorded{}, err
+	}
+	tb := tx.tx.Bucket(bucketScanSeconds)
+	sec := u64(uint64(s.ScannedAt.Unix()))
+	if n := getU64(tb.Get(sec)); n > 1 {
+		err = tb.Put(sec, u64(n-1))
+	} else {
+		err = tb.Delete(sec)
+	}
+	if err != nil {
+		return Recorded{}, fmt.Errorf("store: cancel scan %s: %w", s.Ref(), err)
+	}
+	return r, nil
 }
 
 func (tx *Tx) rewrite(s Scan, dScans, dQty int64) (Recorded, error) {
@@ -442,7 +456,8 @@ func (db *DB) Summary(stocktakeID string) ([]SummaryRow, error) {
 
 // ScansSince counts the scans, in all stocktakes, scanned at or after t, to
 // the second: a scan counts if its ScannedAt truncated to the second is not
-// before t truncated to the second. Cancelled scans count: it measures work.
+// before t truncated to the second. Cancelled scans are left out, as from
+// every count.
 func (db *DB) ScansSince(t time.Time) (int, error) {
 	var n uint64
 	err := db.View(func(tx *Tx) error {
