@@ -112,20 +112,6 @@ type Session struct {
 	UnionID string `json:"unionid,omitempty"`
 }
 
-// PutSession stores (or replaces) a bind session.
-func (db *DB) PutSession(s Session) error {
-	if s.Token == "" || s.OpenID == "" {
-		return fmt.Errorf("store: put session: empty token or openid: %w", ErrInvalid)
-	}
-	s.Expires = s.Expires.UTC()
-	return db.Update(func(tx *Tx) error {
-		if err := putJSON(tx.tx.Bucket(bucketSessions), s.Token, s); err != nil {
-			return fmt.Errorf("store: put session: %w", err)
-		}
-		return nil
-	})
-}
-
 // Session returns the bind session for token: an error wrapping ErrNotFound
 // if unknown, ErrExpired if expired. Reading does not consume it.
 func (db *DB) Session(token string, now time.Time) (Session, error) {
@@ -147,19 +133,6 @@ func (db *DB) Session(token string, now time.Time) (Session, error) {
 		return Session{}, err
 	}
 	return s, nil
-}
-
-// DeleteSession deletes a bind session. Deleting an unknown token is not an error.
-func (db *DB) DeleteSession(token string) error {
-	if token == "" {
-		return nil
-	}
-	return db.Update(func(tx *Tx) error {
-		if err := tx.tx.Bucket(bucketSessions).Delete([]byte(token)); err != nil {
-			return fmt.Errorf("store: delete session: %w", err)
-		}
-		return nil
-	})
 }
 
 // PruneExpired deletes, in one transaction, the records that no longer
