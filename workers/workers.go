@@ -47,6 +47,10 @@ type Config struct {
 	// Metrics receives the workers' measurements; nil keeps them
 	// unregistered.
 	Metrics *Metrics
+	// OnScans, if set, is called after each committed change that may have
+	// recorded, changed or cancelled scans, with the stocktakes concerned
+	// (none: any); the console's live pages hang on it. It must not block.
+	OnScans func(stocktakeIDs ...string)
 }
 
 // Service runs the workers. Its methods are safe for concurrent use.
@@ -241,6 +245,7 @@ func (s *Service) HandleBatch(ctx context.Context, evs []events.Event) []error {
 		s.metrics.countScan(out)
 	}
 	s.metrics.duplicates.Add(float64(dups))
+	s.notifyScans()
 	s.deliver(ctx, evs, replies, errs)
 	return errs
 }

@@ -91,11 +91,15 @@ func (c *Console) Close() error {
 	return nil
 }
 
-// Notify tells the console that scans of the given stocktakes were recorded,
-// changed or cancelled; their live pages update within about half a second.
-// It never blocks and is safe for concurrent use (the workers call it after
-// each committed batch).
+// Notify tells the console that scans of the given stocktakes (none: any)
+// were recorded, changed or cancelled; their live pages update within
+// about half a second. It never blocks and is safe for concurrent use (the
+// workers call it after each committed change: workers.Config.OnScans).
 func (c *Console) Notify(stocktakeIDs ...string) {
+	if len(stocktakeIDs) == 0 {
+		c.hub.notifyAll()
+		return
+	}
 	for _, id := range stocktakeIDs {
 		c.hub.notify(id)
 	}

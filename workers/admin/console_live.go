@@ -63,6 +63,15 @@ func (h *hub) notify(id string) {
 	}
 }
 
+// notifyAll marks every watched stocktake as due for an update.
+func (h *hub) notifyAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, t := range h.topics {
+		t.poke()
+	}
+}
+
 func (t *topic) poke() {
 	select {
 	case t.dirty <- struct{}{}:
