@@ -71,7 +71,7 @@ type pagesHandler struct {
 }
 
 // NewPages returns the staff pages of SPEC §6; mount it at BindPath,
-// OAuthCallbackPath, ScanPath and ScansAPIPath (or at "/"):
+// OAuthCallbackPath, ScanPath, ScansAPIPath and JSSDKPath (or at "/"):
 //
 //   - GET /bind starts the OAuth round trip: 302 to the authorize URL that
 //     the workers build (the state is kept by them, not in a cookie).
@@ -104,6 +104,7 @@ func NewPages(cfg PagesConfig, w Workers) (http.Handler, error) {
 	mux.HandleFunc("GET "+OAuthCallbackPath, p.serveOAuthCallback)
 	mux.HandleFunc("GET "+ScanPath, p.serveScanPage)
 	mux.HandleFunc("POST "+ScansAPIPath, p.serveScanSubmit)
+	mux.HandleFunc("GET "+JSSDKPath, serveJSSDK)
 	p.mux = recoverer(p.log, "staff page", mux)
 	return p, nil
 }

@@ -564,8 +564,8 @@ func TestTokenSurvivesRestart(t *testing.T) {
 	if err := wx2.SendText(ctx, "oAnn", "hi again"); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := h.fake.Calls("/cgi-bin/token"), 1; got != want {
-		t.Fatalf("cgi-bin/token calls=%d, want %d (the token is persisted)", got, want)
+	if got, want := h.fake.Calls("/cgi-bin/stable_token"), 1; got != want {
+		t.Fatalf("cgi-bin/stable_token calls=%d, want %d (the token is persisted)", got, want)
 	}
 }
 
@@ -578,8 +578,8 @@ func TestTokenRevokedOnceIsRefreshedAndRetried(t *testing.T) {
 	h.fake.RevokeTokens() // the next call with the old token answers 40001
 	h.publish(t, scanEvent(t, "oAnn", "EAN_13,1"))
 	h.sentTo(t, "oAnn", 2)
-	if got, want := h.fake.Calls("/cgi-bin/token"), 2; got != want {
-		t.Fatalf("cgi-bin/token calls=%d, want %d", got, want)
+	if n, f := h.fake.StableTokenCalls(); n != 2 || f != 0 {
+		t.Fatalf("cgi-bin/stable_token calls (normal, forced)=(%d, %d), want (2, 0): WeChat has a new token, nothing to force", n, f)
 	}
 }
 
