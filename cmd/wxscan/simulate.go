@@ -161,6 +161,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	rate := fs.Float64("rate", 0, "requests per second (0: as fast as answered)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	openids := fs.String("openids", "", "comma-separated senders, round robin (e.g. bound staff); default: a new openid per push")
+	live := fs.Int("live-pages", 0, "self-hosted scan load: keep this many console live pages of the stocktake open meanwhile")
 	roles := fs.String("roles", "callback", "self-hosted: the roles to run (callback,workers also records scans, with a fake WeChat API)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -194,7 +195,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 			rl = append(rl, r)
 		}
 	}
-	res, err := selfLoad(ctx, f.mode, lc, rl, stderr)
+	res, err := selfLoad(ctx, f.mode, lc, rl, *live, stderr)
 	if err != nil {
 		return err
 	}
@@ -209,6 +210,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		fmt.Fprintf(stdout, "scans recorded: %d, %.0f/s end to end (callback accepted %.0f/s): ratio %.2f\n",
 			res.Scans, res.ScansPerSec, float64(res.Callback.OK)/res.Callback.Elapsed.Seconds(),
 			res.ScansPerSec/(float64(res.Callback.OK)/res.Callback.Elapsed.Seconds()))
+	}
+	if *live > 0 {
+		fmt.Fprintf(stdout, "console live pages: %d open, %d updates received\n", *live, res.LiveUpdates)
 	}
 	if res.StreamMsgs != uint64(res.Callback.OK) || res.Callback.Errors > 0 {
 		return fmt.Errorf("expected no errors and one stream message per accepted event")
@@ -226,6 +230,8 @@ type SelfLoad struct {
 	// of the load until the last one was recorded.
 	Scans       int     `json:"scans_recorded,omitempty"`
 	ScansPerSec float64 `json:"scans_per_sec,omitempty"`
+	// With --live-pages: the live updates the console's pages received.
+	LiveUpdates int64 `json:"live_updates,omitempty"`
 }
 
 // loadStaff is how many bound staff a self-hosted scan load scans as.
@@ -235,7 +241,7 @@ const loadStaff = 64
 // own (embedded NATS in a temporary directory, the given roles; with the
 // workers, a fake WeChat API and bound staff with an open stocktake), in
 // this process.
-func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles []string, stderr io.Writer) (SelfLoad, error) {
+func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles []string, live int, stderr io.Writer) (SelfLoad, error) {
 	var out SelfLoad
 	dir, err := os.MkdirTemp("", "wxscan-load-")
 	if err != nil {
@@ -274,6 +280,9 @@ func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles [
 			}
 		}
 	}
+	if live > 0 {
+		c.AdminToken = randomHexStr(32)
+	}
 	if err := c.Validate(); err != nil {
 		return out, err
 	}
@@ -281,6 +290,17 @@ func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles [
 		return out, err
 	}
 	defer m.Close()
+	var pages *livePages
+	if live > 0 && workers && lc.Kind == "scan" {
+		stk, err := m.workers.db.OpenStocktakeNow()
+		if err != nil {
+			return out, err
+		}
+		if pages, err = openLivePages(ctx, "http://"+m.HTTPAddr(), c.AdminToken, stk.ID, live); err != nil {
+			return out, err
+		}
+		defer pages.Close()
+	}
 
 	sim := func(url string) *wechatsim.Sim {
 		return &wechatsim.Sim{URL: url, Token: token, AESKey: aesKey, AppID: appid, Mode: mode}
@@ -318,6 +338,9 @@ func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles [
 			time.Sleep(5 * time.Millisecond)
 		}
 		out.ScansPerSec = float64(out.Scans) / time.Since(start).Seconds()
+	}
+	if pages != nil {
+		out.LiveUpdates = pages.Updates()
 	}
 	return out, nil
 }
