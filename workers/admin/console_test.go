@@ -390,37 +390,77 @@ func boolStr(v bool) string {
 	return "0"
 }
 
-// TestConsoleLive reads a live page's event stream: an update at once, one
-// after a recorded scan is notified, and the end of the stream at Close.
+// TestConsoleLive reads live pages' event streams: an update at once, one
+// after recorded scans are notified, the end of a stream when its session
+// is signed out, and the end of every stream at Close.
 func TestConsoleLive(t *testing.T) {
 	e := mustConsole(t, token, "")
 	st, err := e.DB.OpenStocktake("实时", e.Clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cookie := e.signIn(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.Base+"/console/stocktakes/"+st.ID+"/events", nil)
+	first, second := e.signIn(t), e.signIn(t)
+	a, b := e.stream(t, st.ID, first), e.stream(t, st.ID, second)
+	for _, s := range []*eventStream{a, b} {
+		s.until(t, "first update", `id="n-scans">0<`)
+	}
+	e.MustScan(t, st.ID, "oAlice", "E001", "EAN_13", "6901234567892", "A-01", "ev-1")
+	e.MustScan(t, st.ID, "oAlice", "E001", "EAN_13", "<img src=x onerror=alert(1)>", "A-01", "ev-2")
+	e.Console.Notify(st.ID)
+	e.Console.Notify() // any stocktake
+	for _, s := range []*eventStream{a, b} {
+		ev := s.until(t, "update after scans", `id="n-scans">2<`)
+		if !strings.Contains(ev, "A-01") || !strings.Contains(ev, "6901234567892") {
+			t.Fatalf("update after scans: %s", ev)
+		}
+		if strings.Contains(ev, "<img") || !strings.Contains(ev, "&lt;img src=x onerror=alert(1)&gt;") {
+			t.Fatalf("a scanned code is markup in the update, want text: %s", ev)
+		}
+	}
+	// Signed out: that stream ends at its next update; the other goes on.
+	if r := e.form(t, "/console/logout", first, e.Origin, nil); r.code != http.StatusSeeOther {
+		t.Fatalf("logout: %d", r.code)
+	}
+	e.MustScan(t, st.ID, "oAlice", "E001", "EAN_13", "6920000000018", "A-01", "ev-3")
+	e.Console.Notify(st.ID)
+	a.ended(t, "after sign-out", `id="n-scans">3<`)
+	b.until(t, "the other session's update", `id="n-scans">3<`)
+	if got, want := e.send(t, http.MethodGet, "/console/stocktakes/"+st.ID+"/events", first, "", "", nil).code, http.StatusForbidden; got != want {
+		t.Fatalf("events after sign-out: status=%d, want %d", got, want)
+	}
+	e.Console.Close()
+	b.ended(t, "after Close", "")
+}
+
+// eventStream is a live page's event stream as a browser reads it.
+type eventStream struct {
+	events chan string // each event's data
+}
+
+func (e *consoleEnv) stream(t *testing.T, id, cookie string) *eventStream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.Base+"/console/stocktakes/"+id+"/events", nil)
 	req.AddCookie(&http.Cookie{Name: admin.SessionCookie, Value: cookie})
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
 	if got, want := resp.Header.Get("Content-Type"), "text/event-stream; charset=utf-8"; resp.StatusCode != 200 || got != want {
 		t.Fatalf("events: %d %q, want 200 %q", resp.StatusCode, got, want)
 	}
-	events := make(chan string, 10)
+	s := &eventStream{events: make(chan string, 10)}
 	go func() {
-		defer close(events)
+		defer resp.Body.Close()
+		defer close(s.events)
 		sc := bufio.NewScanner(resp.Body)
 		sc.Buffer(nil, 1<<20)
 		var ev strings.Builder
 		for sc.Scan() {
 			line := sc.Text()
 			if line == "" && ev.Len() > 0 {
-				events <- ev.String()
+				s.events <- ev.String()
 				ev.Reset()
 				continue
 			}
@@ -429,38 +469,47 @@ func TestConsoleLive(t *testing.T) {
 			}
 		}
 	}()
-	next := func(what string) string {
-		t.Helper()
+	return s
+}
+
+// until reads the stream until an event contains want, which must come
+// within 2 s (updates are coalesced: one event may stand for several
+// changes, and an earlier one may still be on its way).
+func (s *eventStream) until(t *testing.T, what, want string) string {
+	t.Helper()
+	deadline := time.After(2 * time.Second)
+	for {
 		select {
-		case ev, ok := <-events:
+		case ev, ok := <-s.events:
 			if !ok {
 				t.Fatalf("%s: the stream ended", what)
 			}
-			return ev
-		case <-time.After(2 * time.Second):
-			t.Fatalf("%s: no event within 2 s", what)
+			if strings.Contains(ev, want) {
+				return ev
+			}
+		case <-deadline:
+			t.Fatalf("%s: no event with %s within 2 s", what, want)
 		}
-		return ""
 	}
-	if ev := next("first update"); !strings.Contains(ev, `id="n-scans">0<`) {
-		t.Fatalf("first update: %s", ev)
-	}
-	e.MustScan(t, st.ID, "oAlice", "E001", "EAN_13", "6901234567892", "A-01", "ev-1")
-	e.MustScan(t, st.ID, "oAlice", "E001", "EAN_13", "6901234567892", "A-01", "ev-2")
-	e.Console.Notify(st.ID)
-	e.Console.Notify(st.ID)
-	ev := next("update after scans")
-	if !strings.Contains(ev, `id="n-scans">2<`) || !strings.Contains(ev, "A-01") || !strings.Contains(ev, "6901234567892") {
-		t.Fatalf("update after scans: %s", ev)
-	}
-	e.Console.Close()
-	select {
-	case _, ok := <-events:
-		if ok {
-			t.Fatal("an event after Close, want the stream's end")
+}
+
+// ended checks the stream ends within 2 s, with no update showing
+// notWant before.
+func (s *eventStream) ended(t *testing.T, what, notWant string) {
+	t.Helper()
+	deadline := time.After(2 * time.Second)
+	for {
+		select {
+		case ev, ok := <-s.events:
+			if !ok {
+				return
+			}
+			if notWant != "" && strings.Contains(ev, notWant) {
+				t.Fatalf("%s: an update with %s, want the stream's end", what, notWant)
+			}
+		case <-deadline:
+			t.Fatalf("%s: the stream did not end within 2 s", what)
 		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("the stream did not end within 2 s of Close")
 	}
 }
 
