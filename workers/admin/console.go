@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/wxscan/wxscan/store"
@@ -56,7 +55,6 @@ type Console struct {
 	// waits for streaming requests without cancelling them.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
 }
 
 // NewConsole returns the console for cfg (the admin API's configuration:

@@ -163,11 +163,7 @@ func (c *Console) openStocktake(w http.ResponseWriter, r *http.Request, sess *se
 	}
 	body := map[string]any{"name": form.Name}
 	if form.Locations != "" {
-		var prefixes []string
-		for _, p := range strings.FieldsFunc(form.Locations, func(r rune) bool { return r == ',' || r == '，' || r == ' ' }) {
-			prefixes = append(prefixes, p)
-		}
-		body["locations"] = prefixes
+		body["locations"] = strings.FieldsFunc(form.Locations, func(r rune) bool { return r == ',' || r == '，' || r == ' ' })
 	}
 	b, _ := json.Marshal(body)
 	code, resp := c.call(r.Context(), http.MethodPost, "/admin/stocktakes", "application/json", bytes.NewReader(b))
