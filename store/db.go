@@ -81,10 +81,13 @@ var (
 	bucketStaff          = []byte("staff")
 	bucketBindings       = []byte("bindings")             // openid -> Binding
 	bucketBindingsByEmp  = []byte("bindings_by_employee") // employee_no -> openid
-	bucketOAuthStates    = []byte("oauth_states")
-	bucketOAuthCodes     = []byte("oauth_codes")
+	bucketOAuthStates    = []byte("oauth_states")         // schema 1-2 only: states are signed since 3
+	bucketOAuthCodes     = []byte("oauth_codes")          // schema 1-2 only: replaced by oauth_used_codes
 	bucketSessions       = []byte("bind_sessions")
-	bucketBindAttempts   = []byte("bind_attempts")
+	bucketBindAttempts   = []byte("bind_attempts")        // employee_no -> bind counter
+	bucketOpenIDAttempts = []byte("bind_attempts_openid") // openid -> bind counter
+	bucketUsedStates     = []byte("oauth_used_states")    // state -> OAuthUse
+	bucketUsedCodes      = []byte("oauth_used_codes")     // code -> state it came back with
 	bucketStocktakes     = []byte("stocktakes")
 	bucketScans          = []byte("scans")        // stocktake id -> bucket of seq -> scan
 	bucketScanCounts     = []byte("scan_counts")  // stocktake id -> bucket of openid -> count
@@ -122,6 +125,22 @@ var migrations = []func(*bbolt.Tx) error{
 	func(tx *bbolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(bucketOutbox); err != nil {
 			return fmt.Errorf("create bucket %s: %w", bucketOutbox, err)
+		}
+		return nil
+	},
+	// 3: signed OAuth states, remembered once used (with their code), and
+	// bind counters per openid. The old state and code records are dropped:
+	// an unsigned state is no longer accepted.
+	func(tx *bbolt.Tx) error {
+		for _, name := range [][]byte{bucketOAuthStates, bucketOAuthCodes} {
+			if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+				return fmt.Errorf("delete bucket %s: %w", name, err)
+			}
+		}
+		for _, name := range [][]byte{bucketUsedStates, bucketUsedCodes, bucketOpenIDAttempts} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
 		}
 		return nil
 	},

@@ -113,6 +113,11 @@ func (s *Service) scanSubmit(ctx context.Context, req events.ScanSubmitRequest) 
 	if strings.TrimSpace(req.Result) == "" || req.ClientID == "" || len(req.ClientID) > 64 {
 		return events.ScanSubmitResponse{}, rpcErr(http.StatusBadRequest, "bad_request", "没有收到条码，请重新扫描。")
 	}
+	if _, code := ParseScanResult("", req.Result); len(req.Result) > MaxScanResultLen || len(code) > MaxScannedCodeLen {
+		return events.ScanSubmitResponse{}, rpcErr(http.StatusBadRequest, "too_long", "条码太长了，无法记录。")
+	} else if loc, ok := strings.CutPrefix(code, "LOC:"); ok && len(strings.TrimSpace(loc)) > MaxLocationLen {
+		return events.ScanSubmitResponse{}, rpcErr(http.StatusBadRequest, "too_long", "库位码太长了，无法记录。")
+	}
 	sess, err := s.session(req.Session)
 	if err != nil {
 		return events.ScanSubmitResponse{}, err

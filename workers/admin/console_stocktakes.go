@@ -201,7 +201,7 @@ var lineRE = regexp.MustCompile(`^line (\d+): `)
 // apiMessage is the error line of an admin API answer, with "line N:" in
 // Chinese (第 N 行：).
 func apiMessage(body []byte) string {
-	var e errorBody
+	var e ErrorBody
 	if json.Unmarshal(body, &e) != nil || e.Error == "" {
 		return "出错了（详情见服务器日志）"
 	}
