@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-
-	"github.com/wxscan/wxscan/events"
 )
 
 type opsData struct {
 	Status      *Status
 	StatusError string
-	DLQ         []events.DeadLetter
+	DLQ         []DeadLetter
 	DLQError    string
 }
 
@@ -67,9 +65,7 @@ func (c *Console) replayAll(w http.ResponseWriter, r *http.Request, sess *sessio
 	if code != http.StatusOK {
 		return apiFailure(code, "没有全部重放", resp)
 	}
-	var res struct {
-		Replayed int `json:"replayed"`
-	}
+	var res ReplayAllResult
 	if err := json.Unmarshal(resp, &res); err != nil {
 		return err
 	}

@@ -79,10 +79,7 @@ func (c *Console) importFile(w http.ResponseWriter, r *http.Request, sess *sessi
 		refuse(&d, "没有导入（文件 "+hdr.Filename+"）："+apiMessage(resp))
 		return c.showStaff(w, code, sess, d)
 	}
-	var res struct {
-		Added   int `json:"added"`
-		Updated int `json:"updated"`
-	}
+	var res ImportResult
 	if err := json.Unmarshal(resp, &res); err != nil {
 		return err
 	}
