@@ -138,6 +138,7 @@ func (c *Console) routes() {
 		"POST /console/staff/import":             c.importStaff,
 		"POST /console/items/import":             c.importItems,
 		"POST /console/staff/{employee}/unlock":  c.unlock,
+		"POST /console/openids/{openid}/unlock":  c.unlockOpenID,
 		"POST /console/bindings/{openid}/remove": c.removeBinding,
 		"POST /console/menu":                     c.pushMenu,
 		"POST /console/dlq/{id}/replay":          c.replayOne,

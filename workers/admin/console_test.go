@@ -317,6 +317,7 @@ func TestConsoleChangesRefused(t *testing.T) {
 			return multipartBody(t, nil, "file", "items.csv", "code,sku,name\n690,S1,水\n")
 		}},
 		{"/console/staff/E001/unlock", "", nil},
+		{"/console/openids/oAlice/unlock", "", nil},
 		{"/console/bindings/oAlice/remove", "", nil},
 		{"/console/menu", "", nil},
 		{"/console/dlq/1/replay", "", nil},
@@ -555,6 +556,36 @@ func TestConsoleChanges(t *testing.T) {
 	}
 	if p := page("/console/staff"); strings.Contains(p, "新增 2") {
 		t.Fatal("the flash showed twice")
+	}
+
+	// A bind lockout, lifted.
+	err := e.DB.Update(func(tx *store.Tx) error {
+		for range 5 {
+			if _, err := tx.CountEmployeeBindFailure("E002", e.Clock.Now()); err != nil {
+				return err
+			}
+			if _, err := tx.CountOpenIDBindFailure("oGuesser", e.Clock.Now()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := page("/console/staff"); !strings.Contains(p, "锁定至") || !strings.Contains(p, `data-unlock="E002"`) || !strings.Contains(p, "oGuesser") {
+		t.Fatalf("staff page: want E002 locked and oGuesser's failures:\n%s", p)
+	}
+	seeOther(post("/console/staff/E002/unlock", "", nil), "/console/staff")
+	if locks, err := e.DB.BindLockouts(e.Clock.Now()); err != nil || len(locks) != 1 || locks[0].OpenID != "oGuesser" {
+		t.Fatalf("lockouts after unlocking E002: %+v, %v; want only oGuesser's", locks, err)
+	}
+	seeOther(post("/console/openids/oGuesser/unlock", "", nil), "/console/staff")
+	if p := page("/console/staff"); strings.Contains(p, "锁定至") || strings.Contains(p, `id="openid-locks"`) {
+		t.Fatalf("staff page after unlocks still shows a lockout:\n%s", p)
+	}
+	if r := post("/console/staff/E404/unlock", "", nil); r.code != http.StatusNotFound {
+		t.Fatalf("unlock an unknown employee: %d, want 404", r.code)
 	}
 
 	// Stocktakes: open, scan, close.
