@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // the zone data for WXSCAN_TIMEZONE in a minimal container
 )
 
 const usage = `wxscan: WeChat stocktake scanning (callback, workers, operator tools)

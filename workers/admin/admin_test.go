@@ -347,7 +347,8 @@ func TestAdminExport(t *testing.T) {
 			t.Fatalf("rows=%d, want %d", got, want)
 		}
 		want := map[string]any{"stocktake_id": "ST0001", "employee_no": "E001", "openid": "oA", "code_type": "EAN_13",
-			"code": "6901234567892", "location": "A-01", "qty": 1.0, "scanned_at": "2025-03-01T02:00:00Z", "event_id": "ev1"}
+			"code": "6901234567892", "location": "A-01", "qty": 1.0, "scanned_at": "2025-03-01T02:00:00Z", "event_id": "ev1",
+			"sku": "6901234567892", "name": ""}
 		if !reflect.DeepEqual(rows[0], want) {
 			t.Fatalf("row 0=%v, want %v", rows[0], want)
 		}

@@ -346,8 +346,12 @@ var consoleFuncs = template.FuncMap{
 		return t.In(shanghai).Format("2006-01-02 15:04:05")
 	},
 	// scope is a stocktake's location scope.
-	// TODO(console): the prefixes, once stocktakes have them.
-	"scope": func(st Stocktake) string { return "全部库位" },
+	"scope": func(st Stocktake) string {
+		if len(st.Locations) == 0 {
+			return "全部库位"
+		}
+		return strings.Join(st.Locations, "、")
+	},
 	"bindingState": func(state string) string {
 		switch state {
 		case store.StateActive:

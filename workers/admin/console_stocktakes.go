@@ -83,7 +83,7 @@ func (c *Console) liveFragment(id string) ([]byte, error) {
 
 type varianceData struct {
 	Stocktake          Stocktake
-	Rows               []varianceRow
+	Rows               []store.VarianceRow
 	DiffOnly           bool
 	All                int // rows before the filter
 	Surplus, Shortage  int // rows with a positive, negative difference
@@ -98,7 +98,7 @@ func (c *Console) variancePage(w http.ResponseWriter, r *http.Request, sess *ses
 	if err != nil {
 		return notFoundStocktake(id, err)
 	}
-	rows, err := c.variance(id)
+	rows, err := c.cfg.DB.Variance(id)
 	if err != nil {
 		return err
 	}
