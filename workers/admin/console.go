@@ -258,7 +258,17 @@ func (c *Console) showError(w http.ResponseWriter, r *http.Request, sess *sessio
 		c.cfg.Logger.Error("console request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		ce = &consoleError{code: http.StatusInternalServerError, msg: "出错了，请稍后再试（详情见服务器日志）。"}
 	}
-	c.render(w, ce.code, "error", sess, errorData{Message: ce.msg, Back: r.Referer()})
+	c.render(w, ce.code, "error", sess, errorData{Message: ce.msg, Back: backTo(r)})
+}
+
+// backTo is the console page r came from (its Referer, when that is a
+// console page of this host), for the error page's way back; "" otherwise.
+func backTo(r *http.Request) string {
+	u, err := url.Parse(r.Referer())
+	if err != nil || !strings.EqualFold(u.Host, r.Host) || !strings.HasPrefix(u.Path, ConsolePrefix) {
+		return ""
+	}
+	return (&url.URL{Path: u.Path, RawQuery: u.RawQuery}).String()
 }
 
 // layout is what every signed-in page's frame shows.

@@ -674,3 +674,31 @@ func TestConsoleChanges(t *testing.T) {
 		t.Fatalf("replaying again: %d, want 404", r.code)
 	}
 }
+
+// TestConsoleErrorPageBack: the error page's way back is a console page of
+// this host, never another site's address from the Referer.
+func TestConsoleErrorPageBack(t *testing.T) {
+	e := mustConsole(t, token, "")
+	cookie := e.signIn(t)
+	host := strings.TrimPrefix(e.Base, "http://")
+	for _, tt := range []struct{ referer, want, notWant string }{
+		{"https://evil.example.net/console/x", `href="/console/"`, "evil"},
+		{"http://" + host + "/console/stocktakes/ST0001?x=1", `href="/console/stocktakes/ST0001?x=1"`, ""},
+		{"http://" + host + "/elsewhere", `href="/console/"`, "elsewhere"},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, e.Base+"/console/stocktakes/ST0404", nil)
+		req.AddCookie(&http.Cookie{Name: admin.SessionCookie, Value: cookie})
+		req.Header.Set("Referer", tt.referer)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body := string(b)
+		if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "没有这个盘点：ST0404") || !strings.Contains(body, tt.want) ||
+			(tt.notWant != "" && strings.Contains(body, tt.notWant)) {
+			t.Errorf("Referer %s: %d, want 404 with %s and without %q:\n%s", tt.referer, resp.StatusCode, tt.want, tt.notWant, body)
+		}
+	}
+}
