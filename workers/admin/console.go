@@ -209,9 +209,9 @@ func (c *Console) changes(h page) http.Handler {
 }
 
 // sameOrigin reports whether r's Origin is the console's own: the origin of
-// WXSCAN_PUBLIC_URL, or that of the host the request was sent to (a
-// browser never lets a page of another site send our Host with its
-// Origin). A missing Origin is refused: every browser sends it on a POST.
+// WXSCAN_PUBLIC_URL, or the host the request was sent to (a page of another
+// site cannot send our Host with an Origin naming it). A missing Origin is
+// refused: every browser sends it on a POST.
 func (c *Console) sameOrigin(r *http.Request) bool {
 	o := r.Header.Get("Origin")
 	if o == "" || o == "null" {
@@ -221,14 +221,10 @@ func (c *Console) sameOrigin(r *http.Request) bool {
 		return true
 	}
 	u, err := url.Parse(o)
-	if err != nil || u.Host == "" || u.Path != "" {
+	if err != nil || u.Host == "" || u.Path != "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return false
 	}
-	scheme := "http"
-	if r.TLS != nil || c.secure {
-		scheme = "https"
-	}
-	return u.Scheme == scheme && strings.EqualFold(u.Host, r.Host)
+	return strings.EqualFold(u.Host, r.Host)
 }
 
 // checkToken compares a signed-in token with the admin token in constant
