@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -145,6 +146,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	openids := fs.String("openids", "", "comma-separated senders, round robin (e.g. bound staff); default: a new openid per push")
 	live := fs.Int("live-pages", 0, "self-hosted scan load with workers: keep this many console live pages of the stocktake open meanwhile")
 	roles := fs.String("roles", "callback", "self-hosted: the roles to run (callback,workers also records scans, with a fake WeChat API)")
+	natsSync := fs.String("nats-sync", cmp.Or(getenv("WXSCAN_NATS_SYNC"), "1s"), "self-hosted: how often the embedded JetStream fsyncs, or always (WXSCAN_NATS_SYNC)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -177,7 +179,11 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 			rl = append(rl, r)
 		}
 	}
-	res, updates, err := selfLoad(ctx, f.mode, lc, rl, *live, stderr)
+	interval, always, err := parseNATSSync(*natsSync)
+	if err != nil {
+		return err
+	}
+	res, updates, err := selfLoad(ctx, f.mode, lc, rl, *live, func(c *Config) { c.NATSSyncInterval, c.NATSSyncAlways = interval, always }, stderr)
 	if err != nil {
 		return err
 	}
@@ -200,10 +206,10 @@ const loadStaff = 64
 // selfLoad starts a wxscan of its own in this process (embedded NATS in a
 // temporary directory, the given roles; with the workers, a fake WeChat API
 // and bound staff with an open stocktake) and runs wechatsim.RunSelfLoad
-// against it. With live > 0 (workers, scan load), that many console live
-// pages of the open stocktake stay open meanwhile; updates is how many live
-// updates they received.
-func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles []string, live int, stderr io.Writer) (_ wechatsim.SelfLoad, updates int64, _ error) {
+// against it, set adjusting its configuration. With live > 0 (workers,
+// scan load), that many console live pages of the open stocktake stay open
+// meanwhile; updates is how many live updates they received.
+func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles []string, live int, set func(*Config), stderr io.Writer) (_ wechatsim.SelfLoad, updates int64, _ error) {
 	dir, err := os.MkdirTemp("", "wxscan-load-")
 	if err != nil {
 		return wechatsim.SelfLoad{}, 0, err
@@ -215,6 +221,7 @@ func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles [
 	m := NewMain()
 	c := &m.Config
 	c.Addr, c.DataDir, c.NATSListen, c.Roles = "127.0.0.1:0", dir, "off", roles
+	set(c)
 	c.AppID, c.Token, c.AESKey, c.AppSecret = appid, token, aesKey, "load-secret"
 	c.PublicURL = "http://127.0.0.1"
 	m.Logger = log
