@@ -97,6 +97,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 func (s *server) routes() {
 	for pattern, h := range map[string]handlerFunc{
 		"POST /admin/users/import":          s.importUsers,
+		"POST /admin/items/import":          s.importItems,
 		"POST /admin/stocktakes":            s.openStocktake,
 		"GET /admin/stocktakes":             s.listStocktakes,
 		"POST /admin/stocktakes/{id}/close": s.closeStocktake,

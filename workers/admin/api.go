@@ -32,9 +32,13 @@ type ImportResult struct {
 	Updated int `json:"updated"`
 }
 
-// OpenStocktakeRequest is the body of POST /admin/stocktakes.
+// OpenStocktakeRequest is the JSON body of POST /admin/stocktakes: a name
+// and the location prefixes the stocktake covers (none: every location).
+// With a book stock, the request is a multipart form instead (see the
+// handler).
 type OpenStocktakeRequest struct {
-	Name string `json:"name"`
+	Name      string   `json:"name"`
+	Locations []string `json:"locations,omitempty"`
 }
 
 // Stocktake is a stocktake as the admin API shows it (POST and GET

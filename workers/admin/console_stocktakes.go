@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
-	"strings"
 
 	"github.com/wxscan/wxscan/store"
 )
@@ -149,33 +149,33 @@ func (c *Console) export(w http.ResponseWriter, r *http.Request, sess *session) 
 	return nil
 }
 
-// openStocktake is POST /console/stocktakes (multipart: name, locations,
-// expected file): the admin API's open.
+// openStocktake is POST /console/stocktakes: the form (name, locations,
+// expected file) is the admin API's own multipart request, passed to it as
+// it came. A refusal shows the list again with the reason and the form as
+// filled in.
 func (c *Console) openStocktake(w http.ResponseWriter, r *http.Request, sess *session) error {
-	r.Body = http.MaxBytesReader(w, r.Body, MaxImportBytes+64<<10)
-	if err := r.ParseMultipartForm(1 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
-		return consoleErrorf(http.StatusBadRequest, "表单无法读取："+oneLine(err.Error()))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxImportBytes+64<<10))
+	if err != nil {
+		return c.showStocktakes(w, http.StatusRequestEntityTooLarge, sess, openForm{Error: fmt.Sprintf("文件太大（最多 %d MB）。", MaxImportBytes>>20)})
 	}
-	form := openForm{Name: strings.TrimSpace(r.FormValue("name")), Locations: strings.TrimSpace(r.FormValue("locations"))}
-	if form.Name == "" {
-		form.Error = "请填写盘点名称。"
-		return c.showStocktakes(w, http.StatusBadRequest, sess, form)
-	}
-	body := map[string]any{"name": form.Name}
-	if form.Locations != "" {
-		body["locations"] = strings.FieldsFunc(form.Locations, func(r rune) bool { return r == ',' || r == '，' || r == ' ' })
-	}
-	b, _ := json.Marshal(body)
-	code, resp := c.call(r.Context(), http.MethodPost, "/admin/stocktakes", "application/json", bytes.NewReader(b))
+	code, resp := c.call(r.Context(), http.MethodPost, "/admin/stocktakes", r.Header.Get("Content-Type"), bytes.NewReader(body))
 	if code != http.StatusCreated {
-		form.Error = "没有开始：" + apiMessage(resp)
+		form := openForm{Error: "没有开始：" + apiMessage(resp)}
+		again := &http.Request{Method: http.MethodPost, Header: r.Header, Body: io.NopCloser(bytes.NewReader(body))}
+		if again.ParseMultipartForm(1<<20) == nil {
+			form.Name, form.Locations = again.PostFormValue("name"), again.PostFormValue("locations")
+		}
 		return c.showStocktakes(w, code, sess, form)
 	}
 	var st Stocktake
 	if err := json.Unmarshal(resp, &st); err != nil {
 		return err
 	}
-	return c.done(w, r, sess, ConsolePrefix+"stocktakes/"+url.PathEscape(st.ID), fmt.Sprintf("已开始盘点 %s（%s）。", st.ID, st.Name))
+	msg := fmt.Sprintf("已开始盘点 %s（%s）", st.ID, st.Name)
+	if st.ExpectedRows > 0 {
+		msg += fmt.Sprintf("，账面库存 %d 行", st.ExpectedRows)
+	}
+	return c.done(w, r, sess, ConsolePrefix+"stocktakes/"+url.PathEscape(st.ID), msg+"。")
 }
 
 // closeStocktake is POST /console/stocktakes/{id}/close.
