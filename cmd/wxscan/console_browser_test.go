@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/nats-io/nats.go"
+	"github.com/xuri/excelize/v2"
 
 	"github.com/wxscan/wxscan/events"
 )
@@ -71,8 +72,14 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	every("/console/", "console-03-stocktakes-empty", nil)
 
-	// Open a stocktake.
+	// Open a stocktake of two areas, with its book stock.
+	book := filepath.Join(t.TempDir(), "book.csv")
+	if err := os.WriteFile(book, []byte("location,sku,qty\nA-01,6901234567892,1\nA-01,6920000000018,3\nB-02,X-42,1\nB-03,Y-1,2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	desk.typeInto("#name", "三月全盘")
+	desk.typeInto("#locations", "A-, B-")
+	desk.upload("#expected", book)
 	if got, want := desk.submit("#open-form button[type=submit]"), 200; got != want {
 		t.Fatalf("open stocktake: status=%d, want %d", got, want)
 	}
@@ -80,7 +87,7 @@ func TestConsoleBrowser(t *testing.T) {
 	if !strings.HasPrefix(st, "ST") {
 		t.Fatalf("after open the desk shows %s, want the stocktake's page", desk.location())
 	}
-	if got, want := desk.text("p.flash"), "已开始盘点 "+st+"（三月全盘）。"; got != want {
+	if got, want := desk.text("p.flash"), "已开始盘点 "+st+"（三月全盘），账面库存 4 行。"; got != want {
 		t.Fatalf("flash=%q, want %q", got, want)
 	}
 	desk.shot("console-04-stocktake-opened")
@@ -94,7 +101,7 @@ func TestConsoleBrowser(t *testing.T) {
 	phone.eval(`window.__notReloaded = true`)
 	scans := []struct{ openid, code string }{
 		{"oScanA", "LOC:A-01"}, {"oScanA", "EAN_13,6901234567892"}, {"oScanA", "EAN_13,6920000000018"},
-		{"oScanB", "LOC:B-02"}, {"oScanB", "CODE_128,X-42"},
+		{"oScanA", "EAN_13,6930000000015"}, {"oScanB", "LOC:B-02"}, {"oScanB", "CODE_128,X-42"},
 	}
 	counted := 0
 	for _, sc := range scans {
@@ -128,14 +135,14 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	every("/console/stocktakes/"+st, "console-05-stocktake-live", nil)
 	every("/console/", "console-06-stocktakes", func(tab *consoleTab) {
-		if got, want := tab.text("#stocktakes tbody tr td:nth-child(5)"), "3"; got != want {
+		if got, want := tab.text("#stocktakes tbody tr td:nth-child(5)"), "4"; got != want {
 			t.Fatalf("list scans=%q, want %q", got, want)
 		}
 	})
 
 	// The variance, all rows and then only those with a difference.
 	every("/console/stocktakes/"+st+"/variance", "console-07-variance", func(tab *consoleTab) {
-		if got, want := tab.eval(`document.querySelectorAll('#variance tbody tr').length`), "3"; got != want {
+		if got, want := tab.eval(`document.querySelectorAll('#variance tbody tr').length`), "5"; got != want {
 			t.Fatalf("variance rows=%s, want %s", got, want)
 		}
 	})
@@ -145,17 +152,40 @@ func TestConsoleBrowser(t *testing.T) {
 	if got, want := desk.location(), e.base+"/console/stocktakes/"+st+"/variance?diff=1"; got != want {
 		t.Fatalf("filtered variance at %s, want %s", got, want)
 	}
-	if got := desk.text("#variance tbody"); !strings.Contains(got, "6901234567892") || !strings.Contains(got, "+1 盘盈") {
-		t.Fatalf("variance with a difference=%q", got)
+	var diff []string
+	if err := json.Unmarshal([]byte(desk.eval(`[...document.querySelectorAll('#variance tbody tr')].map(r => [...r.cells].map(c => c.textContent).join(' '))`)), &diff); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(diff, "\n"), "A-01 6920000000018  3 1 -2 盘亏\nA-01 6930000000015  0 1 +1 盘盈\nB-03 Y-1  2 0 -2 盘亏"; got != want {
+		t.Fatalf("variance with a difference:\n%s\nwant\n%s", got, want)
 	}
 	desk.shot("console-08-variance-diff")
 
-	// Download an export through its link, with the session, and read it
-	// back.
-	href := desk.attr(`a[href*="kind=variance&format=csv"]`, "href")
+	// Download the variance as XLSX through its link, with the session, and
+	// read it back.
+	href := desk.attr(`a[href*="kind=variance&format=xlsx"]`, "href")
+	if !strings.HasSuffix(href, "format=xlsx") {
+		t.Fatalf("XLSX link %q does not name its format", href)
+	}
 	got, ctype := desk.fetch(href)
-	if !strings.HasPrefix(ctype, "text/csv") || !strings.Contains(string(got), "6901234567892") {
-		t.Fatalf("variance CSV (%s):\n%s", ctype, got)
+	if ctype != "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" {
+		t.Fatalf("variance XLSX Content-Type=%q", ctype)
+	}
+	xf, err := excelize.OpenReader(bytes.NewReader(got))
+	if err != nil {
+		t.Fatalf("variance XLSX: %v", err)
+	}
+	rows, err := xf.GetRows(xf.GetSheetName(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, row := range rows {
+		lines = append(lines, strings.Join(row, ","))
+	}
+	if got, want := strings.Join(lines, "\n"), "location,sku,name,expected,counted,difference\n"+
+		"A-01,6901234567892,,1,1,0\nA-01,6920000000018,,3,1,-2\nA-01,6930000000015,,0,1,1\nB-02,X-42,,1,1,0\nB-03,Y-1,,2,0,-2"; got != want {
+		t.Fatalf("variance XLSX rows:\n%s\nwant\n%s", got, want)
 	}
 
 	// A staff file with a bad row: its line, and nothing imported.

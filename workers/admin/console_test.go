@@ -588,6 +588,27 @@ func TestConsoleChanges(t *testing.T) {
 		t.Fatalf("unlock an unknown employee: %d, want 404", r.code)
 	}
 
+	// Items: a bad row names its line; a good file imports.
+	ct, body = multipartBody(t, nil, "file", "items.csv", "code,sku,name\n6901,S1,水\n6902,,可乐\n")
+	if r := post("/console/items/import", ct, body); r.code != http.StatusBadRequest || !strings.Contains(r.body, "第 3 行：sku is empty") {
+		t.Fatalf("bad items file: %d, want 400 naming 第 3 行:\n%s", r.code, r.body)
+	}
+	ct, body = multipartBody(t, nil, "file", "items.csv", "code,sku,name\n6901234567892,S1,矿泉水\n")
+	seeOther(post("/console/items/import", ct, body), "/console/staff")
+	if n, _ := e.DB.ItemCount(); n != 1 {
+		t.Fatalf("items=%d, want 1", n)
+	}
+
+	// A book stock with a bad row: its line, the form kept, nothing opened.
+	ct, body = multipartBody(t, map[string]string{"name": "A 区", "locations": "A-"}, "expected", "book.csv", "location,sku,qty\nA-01,S1,2\nA-02,S2,-1\n")
+	if r := post("/console/stocktakes", ct, body); r.code != http.StatusBadRequest || !strings.Contains(r.body, "第 3 行：qty") ||
+		!strings.Contains(r.body, `value="A 区"`) || !strings.Contains(r.body, `value="A-"`) {
+		t.Fatalf("bad book stock: %d, want 400 naming 第 3 行 with the form kept:\n%s", r.code, r.body)
+	}
+	if list, _ := e.DB.Stocktakes(); len(list) != 0 {
+		t.Fatalf("a refused open opened %d stocktakes", len(list))
+	}
+
 	// Stocktakes: open, scan, close.
 	ct, body = multipartBody(t, map[string]string{"name": "三月全盘"}, "", "", "")
 	seeOther(post("/console/stocktakes", ct, body), "/console/stocktakes/ST0001")
@@ -621,7 +642,7 @@ func TestConsoleChanges(t *testing.T) {
 		t.Fatalf("unknown stocktake: status=%d, want %d", got, want)
 	}
 	v := page("/console/stocktakes/ST0001/variance?diff=1")
-	if !strings.Contains(v, "6901234567892") || !strings.Contains(v, "&#43;1 盘盈") {
+	if !strings.Contains(v, "S1") || !strings.Contains(v, "矿泉水") || !strings.Contains(v, "&#43;1 盘盈") {
 		t.Fatalf("variance page:\n%s", v)
 	}
 	seeOther(post("/console/stocktakes/ST0001/close", "", nil), "/console/stocktakes/ST0001")
