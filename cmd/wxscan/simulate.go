@@ -183,20 +183,18 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if err != nil {
 		return err
 	}
-	res, updates, err := selfLoad(ctx, f.mode, lc, rl, *live, func(c *Config) { c.NATSSyncInterval, c.NATSSyncAlways = interval, always }, stderr)
+	res, cl, err := selfLoad(ctx, f.mode, lc, rl, *live, func(c *Config) { c.NATSSyncInterval, c.NATSSyncAlways = interval, always }, stderr)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(struct {
 			wechatsim.SelfLoad
-			LiveUpdates int64 `json:"live_updates,omitempty"`
-		}{res, updates})
+			loadCost
+		}{res, cl})
 	}
 	res.WriteText(stdout, *kind, f.mode)
-	if *live > 0 {
-		fmt.Fprintf(stdout, "console live pages: %d open, %d updates received\n", *live, updates)
-	}
+	cl.writeText(stdout, res.Scans)
 	return res.Check()
 }
 
@@ -208,11 +206,11 @@ const loadStaff = 64
 // and bound staff with an open stocktake) and runs wechatsim.RunSelfLoad
 // against it, set adjusting its configuration. With live > 0 (workers,
 // scan load), that many console live pages of the open stocktake stay open
-// meanwhile; updates is how many live updates they received.
-func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles []string, live int, set func(*Config), stderr io.Writer) (_ wechatsim.SelfLoad, updates int64, _ error) {
+// meanwhile.
+func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles []string, live int, set func(*Config), stderr io.Writer) (_ wechatsim.SelfLoad, cost loadCost, _ error) {
 	dir, err := os.MkdirTemp("", "wxscan-load-")
 	if err != nil {
-		return wechatsim.SelfLoad{}, 0, err
+		return wechatsim.SelfLoad{}, cost, err
 	}
 	defer os.RemoveAll(dir)
 	token, aesKey, appid := events.RandomHex(8), randomAESKey(), "wxload"+events.RandomHex(3)[:5]
@@ -229,14 +227,14 @@ func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles [
 	if workers {
 		fake, ln, err := serveFake("127.0.0.1:0", fakewechat.Config{Logger: log})
 		if err != nil {
-			return wechatsim.SelfLoad{}, 0, err
+			return wechatsim.SelfLoad{}, cost, err
 		}
 		defer fake.Close()
 		c.APIBase, c.OAuthBase = "http://"+ln.Addr().String(), "http://"+ln.Addr().String()
 		if lc.Kind == "scan" {
 			lc.OpenIDs = prepareLoadStaff(dir)
 			if lc.OpenIDs == nil {
-				return wechatsim.SelfLoad{}, 0, fmt.Errorf("prepare load staff failed")
+				return wechatsim.SelfLoad{}, cost, fmt.Errorf("prepare load staff failed")
 			}
 		}
 	}
@@ -244,23 +242,24 @@ func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles [
 		c.AdminToken = events.RandomHex(16)
 	}
 	if err := c.Validate(); err != nil {
-		return wechatsim.SelfLoad{}, 0, err
+		return wechatsim.SelfLoad{}, cost, err
 	}
 	if err := m.Run(ctx); err != nil {
-		return wechatsim.SelfLoad{}, 0, err
+		return wechatsim.SelfLoad{}, cost, err
 	}
 	defer m.Close()
 	if live > 0 && workers && lc.Kind == "scan" {
 		stk, err := m.workers.db.OpenStocktakeNow()
 		if err != nil {
-			return wechatsim.SelfLoad{}, 0, err
+			return wechatsim.SelfLoad{}, cost, err
 		}
 		pages, err := openLivePages(ctx, "http://"+m.HTTPAddr(), c.AdminToken, stk.ID, live)
 		if err != nil {
-			return wechatsim.SelfLoad{}, 0, err
+			return wechatsim.SelfLoad{}, cost, err
 		}
+		cost.LivePages = live
 		defer pages.Close()
-		defer func() { updates = pages.Updates() }()
+		defer func() { cost.LiveUpdates = pages.Updates() }()
 	}
 
 	target := wechatsim.Target{
@@ -283,11 +282,18 @@ func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles [
 			return stk.Scans, err
 		}
 	}
+	var cpu time.Duration // at the start of the load on wxscan (after the baseline's)
 	newSim := func(url string) *wechatsim.Sim {
+		if url == target.URL {
+			cpu = processCPU()
+		}
 		return &wechatsim.Sim{URL: url, Token: token, AESKey: aesKey, AppID: appid, Mode: mode}
 	}
 	res, err := wechatsim.RunSelfLoad(ctx, newSim, lc, target)
-	return res, 0, err
+	if cpu > 0 {
+		cost.CPU = processCPU() - cpu
+	}
+	return res, cost, err
 }
 
 // prepareLoadStaff binds loadStaff staff members and opens a stocktake in
