@@ -71,7 +71,7 @@ func NewConsole(cfg Config) *Console {
 	c.sessions = newSessions(c.cfg.Now)
 	c.signins = newLimiter(c.cfg.Now)
 	c.hub = newHub(c.ctx, c.cfg.Logger, c.liveFragment)
-	c.pages = mustParsePages()
+	c.pages = mustParsePages(c.cfg.Location)
 	static, err := fs.Sub(consoleFiles, "console/static")
 	if err != nil {
 		panic(err)
@@ -326,9 +326,9 @@ var pageNav = map[string]string{
 }
 
 // mustParsePages parses each page of console/templates with the shared
-// layout.
-func mustParsePages() map[string]*template.Template {
-	base := template.Must(template.New("").Funcs(consoleFuncs).ParseFS(consoleFiles, "console/templates/layout.html"))
+// layout; times show in loc.
+func mustParsePages(loc *time.Location) map[string]*template.Template {
+	base := template.Must(template.New("").Funcs(consoleFuncs(loc)).ParseFS(consoleFiles, "console/templates/layout.html"))
 	pages := map[string]*template.Template{}
 	names, err := fs.Glob(consoleFiles, "console/templates/*.html")
 	if err != nil {
@@ -344,37 +344,39 @@ func mustParsePages() map[string]*template.Template {
 	return pages
 }
 
-var consoleFuncs = template.FuncMap{
-	"when": func(t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		return t.In(shanghai).Format("2006-01-02 15:04:05")
-	},
-	// scope is a stocktake's location scope.
-	"scope": func(st Stocktake) string {
-		if len(st.Locations) == 0 {
-			return "全部库位"
-		}
-		return strings.Join(st.Locations, "、")
-	},
-	"bindingState": func(state string) string {
-		switch state {
-		case store.StateActive:
-			return "已绑定"
-		case store.StateSuspended:
-			return "已暂停（取消关注）"
-		case "":
-			return "未绑定"
-		}
-		return state
-	},
-	"signed": func(n int) string {
-		if n > 0 {
-			return "+" + strconv.Itoa(n)
-		}
-		return strconv.Itoa(n)
-	},
+func consoleFuncs(loc *time.Location) template.FuncMap {
+	return template.FuncMap{
+		"when": func(t time.Time) string {
+			if t.IsZero() {
+				return ""
+			}
+			return t.In(loc).Format("2006-01-02 15:04:05")
+		},
+		// scope is a stocktake's location scope.
+		"scope": func(st Stocktake) string {
+			if len(st.Locations) == 0 {
+				return "全部库位"
+			}
+			return strings.Join(st.Locations, "、")
+		},
+		"bindingState": func(state string) string {
+			switch state {
+			case store.StateActive:
+				return "已绑定"
+			case store.StateSuspended:
+				return "已暂停（取消关注）"
+			case "":
+				return "未绑定"
+			}
+			return state
+		},
+		"signed": func(n int) string {
+			if n > 0 {
+				return "+" + strconv.Itoa(n)
+			}
+			return strconv.Itoa(n)
+		},
+	}
 }
 
 // tokenMatches reports whether tok is the admin token, in constant time

@@ -438,9 +438,9 @@ type eventStream struct {
 	events chan string // each event's data
 }
 
-func (e *consoleEnv) stream(t *testing.T, id, cookie string) *eventStream {
+func (e *consoleEnv) stream(t testing.TB, id, cookie string) *eventStream {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.Base+"/console/stocktakes/"+id+"/events", nil)
 	req.AddCookie(&http.Cookie{Name: admin.SessionCookie, Value: cookie})
@@ -476,7 +476,7 @@ func (e *consoleEnv) stream(t *testing.T, id, cookie string) *eventStream {
 // until reads the stream until an event contains want, which must come
 // within 2 s (updates are coalesced: one event may stand for several
 // changes, and an earlier one may still be on its way).
-func (s *eventStream) until(t *testing.T, what, want string) string {
+func (s *eventStream) until(t testing.TB, what, want string) string {
 	t.Helper()
 	deadline := time.After(2 * time.Second)
 	for {
@@ -496,7 +496,7 @@ func (s *eventStream) until(t *testing.T, what, want string) string {
 
 // ended checks the stream ends within 2 s, with no update showing
 // notWant before.
-func (s *eventStream) ended(t *testing.T, what, notWant string) {
+func (s *eventStream) ended(t testing.TB, what, notWant string) {
 	t.Helper()
 	deadline := time.After(2 * time.Second)
 	for {
