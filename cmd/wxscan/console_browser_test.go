@@ -241,12 +241,23 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	desk.shot("console-14-replayed")
 
+	// An unknown stocktake: the error page.
+	for _, tab := range tabs {
+		if got, want := tab.open(e.base+"/console/stocktakes/ST0404"), 404; got != want {
+			t.Fatalf("unknown stocktake at %dpx: status=%d, want %d", tab.width, got, want)
+		}
+		if got, want := tab.text(`p.err[role="alert"]`), "没有这个盘点：ST0404"; got != want {
+			t.Fatalf("error=%q, want %q", got, want)
+		}
+		tab.shot("console-15-error")
+	}
+
 	// Close the stocktake: its page stops being live.
 	desk.open(e.base + "/console/stocktakes/" + st)
 	if got, want := desk.submit("#close"), 200; got != want {
 		t.Fatalf("close: status=%d, want %d", got, want)
 	}
-	every("/console/stocktakes/"+st, "console-15-stocktake-closed", func(tab *consoleTab) {
+	every("/console/stocktakes/"+st, "console-16-stocktake-closed", func(tab *consoleTab) {
 		if got := tab.text("h1"); !strings.Contains(got, "已结束") {
 			t.Fatalf("closed stocktake h1=%q", got)
 		}
@@ -260,7 +271,7 @@ func TestConsoleBrowser(t *testing.T) {
 	if got, want := desk.text("p.flash"), "已退出。"; got != want {
 		t.Fatalf("after sign out=%q, want %q", got, want)
 	}
-	desk.shot("console-16-signed-out")
+	desk.shot("console-17-signed-out")
 	for _, p := range []string{"/console/", "/console/stocktakes/" + st, "/console/stocktakes/" + st + "/variance",
 		"/console/staff", "/console/bindings", "/console/ops"} {
 		desk.open(e.base + p)
@@ -273,6 +284,42 @@ func TestConsoleBrowser(t *testing.T) {
 			t.Fatalf("signed out, GET %s=%d, want 403", p, status)
 		}
 	}
+}
+
+// TestConsoleStreamsEndAtClose: an open live page's event stream does not
+// hold up the server's shutdown (http.Server.Shutdown waits for streaming
+// requests without cancelling them): Close ends it at once.
+func TestConsoleStreamsEndAtClose(t *testing.T) {
+	dir := t.TempDir()
+	prepareData(t, dir)
+	cfg := testConfig(dir)
+	cfg.AdminToken = cliToken
+	m := runOnFreePort(t, cfg)
+	base := "http://" + m.HTTPAddr()
+	st, err := m.workers.db.OpenStocktakeNow()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pages, err := openLivePages(ctx, base, cliToken, st.ID, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pages.Close()
+	for deadline := time.Now().Add(2 * time.Second); pages.Updates() < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("updates=%d within 2 s, want each page's first", pages.Updates())
+		}
+	}
+	start := time.Now()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("Close took %s with live pages open, want well under the 10 s shutdown timeout", took)
+	}
+	pages.wg.Wait() // the streams have ended
 }
 
 // simulate runs `wxscan simulate kind args...` against e's callback.

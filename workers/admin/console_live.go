@@ -41,6 +41,7 @@ type topic struct {
 	dirty chan struct{} // buffered 1: an update is due
 	quit  chan struct{} // closed when the last watcher leaves
 	subs  map[*watcher]struct{}
+	last  []byte // the latest update sent, for watchers that join
 }
 
 // watcher is one event stream.
@@ -79,7 +80,8 @@ func (t *topic) poke() {
 	}
 }
 
-// watch adds a watcher of stocktake id, which gets a first update at once.
+// watch adds a watcher of stocktake id, which gets the latest update at
+// once (if the stocktake is watched already) and a fresh one soon after.
 // Call the returned function to leave.
 func (h *hub) watch(id string) (*watcher, func()) {
 	w := &watcher{ch: make(chan []byte, 1)}
@@ -92,6 +94,9 @@ func (h *hub) watch(id string) (*watcher, func()) {
 		go h.run(t)
 	}
 	t.subs[w] = struct{}{}
+	if t.last != nil {
+		w.ch <- t.last
+	}
 	h.mu.Unlock()
 	t.poke()
 	return w, func() {
@@ -122,6 +127,7 @@ func (h *hub) run(t *topic) {
 			h.log.Warn("console live update failed", "stocktake", t.id, "err", err)
 		} else {
 			h.mu.Lock()
+			t.last = data
 			for w := range t.subs {
 				select { // drop a stale update the page has not taken yet
 				case <-w.ch:

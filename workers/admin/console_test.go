@@ -674,6 +674,12 @@ func TestConsoleChanges(t *testing.T) {
 		t.Fatalf("removing again: %d, want 404", r.code)
 	}
 
+	// The backup: a bbolt file.
+	r = e.send(t, http.MethodGet, "/console/backup", cookie, "", "", nil)
+	if r.code != http.StatusOK || len(r.body) < 4096 || !strings.Contains(r.header.Get("Content-Disposition"), ".db") {
+		t.Fatalf("backup: %d, %d bytes, %q", r.code, len(r.body), r.header.Get("Content-Disposition"))
+	}
+
 	// Operations: the menu, a dead letter replayed.
 	seeOther(post("/console/menu", "", nil), "/console/ops")
 	if got, want := e.Fake.Calls("/cgi-bin/menu/create"), 1; got != want {
