@@ -51,20 +51,24 @@ func openWorkers(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*work
 // API (the process with the workers role serves it: it owns the store) and
 // registers the workers' metrics with reg.
 func (w *workersRole) start(ctx context.Context, bus *events.Bus, mux *http.ServeMux, reg prometheus.Registerer) error {
+	loc, err := w.cfg.Location()
+	if err != nil {
+		return err
+	}
 	// The console is made before the consumer starts and is told of every
 	// committed scan.
 	var console *admin.Console
 	svc, err := workers.New(workers.Config{
 		AppID: w.cfg.AppID, PublicURL: w.cfg.PublicURL, OAuthBase: w.cfg.OAuthBase, Scope: w.cfg.OAuthScope,
 		DB: w.db, Bus: bus, WeChat: w.wx, Logger: w.log, Consumer: w.consumer, Metrics: workers.NewMetrics(reg),
-		OnScans: func(ids ...string) { console.Notify(ids...) },
+		Location: loc, OnScans: func(ids ...string) { console.Notify(ids...) },
 	})
 	if err != nil {
 		return err
 	}
 	acfg := admin.Config{
 		Token: w.cfg.AdminToken, DB: w.db, Bus: bus, WeChat: w.wx, PublicURL: w.cfg.PublicURL, Logger: w.log,
-		Durable: svc.Durable(),
+		Durable: svc.Durable(), Location: loc,
 	}
 	console = admin.NewConsole(acfg)
 	w.console = console

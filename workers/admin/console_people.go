@@ -12,19 +12,6 @@ import (
 	"github.com/wxscan/wxscan/store"
 )
 
-// staffRow is one person on the staff page: the directory row (never its
-// bind code) and the binding's state.
-type staffRow struct {
-	EmployeeNo string
-	Name       string
-	CanScan    bool
-	Binding    string // "active", "suspended" or "" when not bound
-	// Failures are the wrong bind codes counted now; LockedUntil is set
-	// while the employee's bind lockout lasts.
-	Failures    int
-	LockedUntil time.Time
-}
-
 // openidLock is a WeChat user's bind lockout (wrong codes over any
 // employee numbers).
 type openidLock struct {
@@ -34,7 +21,7 @@ type openidLock struct {
 }
 
 type staffData struct {
-	Staff      []staffRow
+	Staff      []User // as GET /admin/users shows them
 	OpenIDs    []openidLock
 	StaffError string // a refused staff import
 	ItemsError string // a refused item import
@@ -47,44 +34,24 @@ func (c *Console) staffPage(w http.ResponseWriter, r *http.Request, sess *sessio
 }
 
 func (c *Console) showStaff(w http.ResponseWriter, code int, sess *session, d staffData) error {
-	list, err := c.cfg.DB.StaffList()
-	if err != nil {
-		return err
-	}
-	bindings, err := c.cfg.DB.Bindings()
-	if err != nil {
-		return err
-	}
-	state := make(map[string]string, len(bindings))
-	for _, b := range bindings {
-		state[b.EmployeeNo] = b.State
-	}
 	now := c.cfg.Now()
+	var err error
+	if d.Staff, err = Users(c.cfg.DB, now); err != nil {
+		return err
+	}
 	locks, err := c.cfg.DB.BindLockouts(now)
 	if err != nil {
 		return err
 	}
-	byEmployee := map[string]store.BindCounter{}
 	for _, l := range locks {
-		if l.EmployeeNo != "" {
-			byEmployee[l.EmployeeNo] = l.BindCounter
-			continue
+		if l.OpenID == "" {
+			continue // an employee's: on their row
 		}
 		ol := openidLock{OpenID: l.OpenID, Failures: l.Failures}
 		if l.Locked(now) {
 			ol.LockedUntil = l.LockedUntil
 		}
 		d.OpenIDs = append(d.OpenIDs, ol)
-	}
-	for _, s := range list {
-		row := staffRow{EmployeeNo: s.EmployeeNo, Name: s.Name, CanScan: s.CanScan, Binding: state[s.EmployeeNo]}
-		if bc, ok := byEmployee[s.EmployeeNo]; ok {
-			row.Failures = bc.Failures
-			if bc.Locked(now) {
-				row.LockedUntil = bc.LockedUntil
-			}
-		}
-		d.Staff = append(d.Staff, row)
 	}
 	c.render(w, code, "staff", sess, d)
 	return nil
@@ -142,32 +109,25 @@ func uploaded(w http.ResponseWriter, r *http.Request, name string) (multipart.Fi
 	return f, hdr, nil
 }
 
-// unlock is POST /console/staff/{employee}/unlock: lifts the employee's
-// bind lockout and forgets its wrong codes (the store's UnlockEmployee;
-// the admin API has no unlock yet).
+// unlock is POST /console/staff/{employee}/unlock: the admin API's
+// unlock of an employee's bind lockout.
 func (c *Console) unlock(w http.ResponseWriter, r *http.Request, sess *session) error {
 	emp := r.PathValue("employee")
-	if _, err := c.cfg.DB.Staff(emp); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return &consoleError{code: http.StatusNotFound, msg: "没有这个工号：" + emp, err: err}
-		}
-		return err
+	code, resp := c.call(r.Context(), http.MethodPost, "/admin/users/"+url.PathEscape(emp)+"/unlock", "", nil)
+	if code/100 != 2 {
+		return apiFailure(code, "没有解锁", resp)
 	}
-	if err := c.cfg.DB.UnlockEmployee(emp); err != nil {
-		return err
-	}
-	c.cfg.Logger.Info("console lifted a bind lockout", "employee_no", emp)
 	return c.done(w, r, sess, ConsolePrefix+"staff", "已解除工号 "+emp+" 的锁定。")
 }
 
-// unlockOpenID is POST /console/openids/{openid}/unlock: lifts a WeChat
-// user's bind lockout (the store's UnlockOpenID).
+// unlockOpenID is POST /console/openids/{openid}/unlock: the admin API's
+// unlock of a WeChat user's bind lockout.
 func (c *Console) unlockOpenID(w http.ResponseWriter, r *http.Request, sess *session) error {
 	openid := r.PathValue("openid")
-	if err := c.cfg.DB.UnlockOpenID(openid); err != nil {
-		return err
+	code, resp := c.call(r.Context(), http.MethodPost, "/admin/bindings/"+url.PathEscape(openid)+"/unlock", "", nil)
+	if code/100 != 2 {
+		return apiFailure(code, "没有解锁", resp)
 	}
-	c.cfg.Logger.Info("console lifted a bind lockout", "openid", openid)
 	return c.done(w, r, sess, ConsolePrefix+"staff", "已解除微信用户 "+openid+" 的锁定。")
 }
 

@@ -196,7 +196,7 @@ func notFoundStocktake(id string, err error) error {
 	return err
 }
 
-var lineRE = regexp.MustCompile(`^line (\d+): `)
+var lineRE = regexp.MustCompile(`\bline (\d+): `)
 
 // apiMessage is the error line of an admin API answer, with "line N:" in
 // Chinese (第 N 行：).
