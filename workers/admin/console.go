@@ -365,7 +365,7 @@ func consoleFuncs(loc *time.Location) template.FuncMap {
 				return "已绑定"
 			case store.StateSuspended:
 				return "已暂停（取消关注）"
-			case "":
+			case "", UserUnbound:
 				return "未绑定"
 			}
 			return state

@@ -551,7 +551,8 @@ func TestConsoleChanges(t *testing.T) {
 	}
 	ct, body = multipartBody(t, nil, "file", "staff.csv", "employee_no,name,bind_code,can_scan\nE001,张三,111111,true\nE002,李四,222222,否\n")
 	seeOther(post("/console/staff/import", ct, body), "/console/staff")
-	if p := page("/console/staff"); !strings.Contains(p, "新增 2") || !strings.Contains(p, "李四") || strings.Contains(p, "222222") {
+	if p := page("/console/staff"); !strings.Contains(p, "新增 2") || !strings.Contains(p, "李四") || strings.Contains(p, "222222") ||
+		!strings.Contains(p, "未绑定") || strings.Contains(p, "unbound") {
 		t.Fatalf("staff page after import: want the flash and the names, never a bind code:\n%s", p)
 	}
 	if p := page("/console/staff"); strings.Contains(p, "新增 2") {
