@@ -27,11 +27,21 @@ const (
 
 const (
 	// MaxBindFormBytes is the largest POST /bind body read; a longer one is
-	// answered 413.
-	MaxBindFormBytes = 16 << 10
+	// answered 413. Its fields fit in a few hundred bytes even when every
+	// byte is percent-encoded.
+	MaxBindFormBytes = 4 << 10
 	// MaxScanBodyBytes is the largest POST /api/scans body read; a longer
 	// one is answered 413.
 	MaxScanBodyBytes = 8 << 10
+
+	// Field limits in bytes, the workers' own (workers.MaxEmployeeNoLen,
+	// ...; SPEC §11), checked here too so that an oversized field costs no
+	// call to the workers.
+	pagesMaxEmployeeNo = 64
+	pagesMaxBindCode   = 64
+	pagesMaxScanResult = 64 + 1 + 256 // code type, comma, scanned code
+	pagesMaxClientID   = 64
+	pagesMaxToken      = 128 // session tokens, OAuth codes and states
 
 	// pagesCallTimeout bounds one call to the workers; *events.Bus has the
 	// same bound of its own, so a page never hangs on an absent worker.
@@ -71,13 +81,15 @@ type pagesHandler struct {
 }
 
 // NewPages returns the staff pages of SPEC §6; mount it at BindPath,
-// OAuthCallbackPath, ScanPath and ScansAPIPath (or at "/"):
+// OAuthCallbackPath, ScanPath, ScansAPIPath and JSSDKPath (or at "/"):
 //
 //   - GET /bind starts the OAuth round trip: 302 to the authorize URL that
-//     the workers build (the state is kept by them, not in a cookie).
+//     the workers build (the state is signed by them and travels in the
+//     URL, not in a cookie).
 //   - GET /oauth/callback?code&state finishes it: the bind form, or a 302
 //     to /scan?s=<session> when the round trip was started by /scan.
 //   - POST /bind binds employee_no and bind_code to the session's openid.
+//     Every field is length-limited here as in the workers (SPEC §11).
 //   - GET /scan without s starts the OAuth round trip for the scan page;
 //     with s it is the scan page (WeChat's JS bridge and a typed fallback).
 //   - POST /api/scans records one scan and answers JSON.
@@ -104,6 +116,7 @@ func NewPages(cfg PagesConfig, w Workers) (http.Handler, error) {
 	mux.HandleFunc("GET "+OAuthCallbackPath, p.serveOAuthCallback)
 	mux.HandleFunc("GET "+ScanPath, p.serveScanPage)
 	mux.HandleFunc("POST "+ScansAPIPath, p.serveScanSubmit)
+	mux.HandleFunc("GET "+JSSDKPath, serveJSSDK)
 	p.mux = recoverer(p.log, "staff page", mux)
 	return p, nil
 }
@@ -170,6 +183,10 @@ func (p *pagesHandler) serveOAuthCallback(w http.ResponseWriter, r *http.Request
 		p.errorPage(w, r, events.OpOAuthCallback, pageRefusal(http.StatusBadRequest, "oauth_state_missing",
 			"链接不完整，请从公众号菜单重新打开。"), links)
 		return
+	case len(code) > pagesMaxToken || len(state) > pagesMaxToken:
+		p.errorPage(w, r, events.OpOAuthCallback, pageRefusal(http.StatusBadRequest, "oauth_params_invalid",
+			"链接无效，请从公众号菜单重新打开。"), links)
+		return
 	}
 	var s events.SessionResponse
 	if err := p.call(r.Context(), events.OpOAuthCallback, events.OAuthCallbackRequest{Code: code, State: state}, &s); err != nil {
@@ -206,14 +223,22 @@ func (p *pagesHandler) serveBindSubmit(w http.ResponseWriter, r *http.Request) {
 		EmployeeNo: strings.TrimSpace(r.PostForm.Get("employee_no")),
 		BindCode:   strings.TrimSpace(r.PostForm.Get("bind_code")),
 	}
-	view := pageBindView{Session: req.Session, EmployeeNo: req.EmployeeNo, Links: pageRetryLinks("bind")}
-	if req.Session == "" {
+	if req.Session == "" || len(req.Session) > pagesMaxToken {
 		p.errorPage(w, r, events.OpBindSubmit, pageRefusal(http.StatusBadRequest, "session_missing",
 			"页面已失效，请从公众号菜单重新打开绑定页。"), pageRetryLinks("bind"))
 		return
 	}
+	view := pageBindView{Session: req.Session, EmployeeNo: req.EmployeeNo, Links: pageRetryLinks("bind")}
 	if req.EmployeeNo == "" || req.BindCode == "" {
 		p.formError(w, r, pageRefusal(http.StatusBadRequest, "bind_fields_missing", "请填写工号和绑定码。"), view)
+		return
+	}
+	if len(req.EmployeeNo) > pagesMaxEmployeeNo || len(req.BindCode) > pagesMaxBindCode {
+		if len(req.EmployeeNo) > pagesMaxEmployeeNo {
+			view.EmployeeNo = "" // not echoed: it is not a usable employee number
+		}
+		p.formError(w, r, pageRefusal(http.StatusBadRequest, "too_long",
+			fmt.Sprintf("工号和绑定码最长 %d 个字符，请核对后再填。", pagesMaxEmployeeNo)), view)
 		return
 	}
 	var resp events.BindSubmitResponse
@@ -236,6 +261,11 @@ func (p *pagesHandler) serveScanPage(w http.ResponseWriter, r *http.Request) {
 	s := r.URL.Query().Get("s")
 	if s == "" {
 		p.startOAuth(w, r, "scan")
+		return
+	}
+	if len(s) > pagesMaxToken {
+		p.errorPage(w, r, events.OpScanPage, pageRefusal(http.StatusBadRequest, "session_invalid",
+			"页面无效，请从公众号菜单重新打开扫码页。"), pageRetryLinks("scan"))
 		return
 	}
 	// wx.config is signed for the URL the browser shows, without the
@@ -270,6 +300,12 @@ func (p *pagesHandler) serveScanSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	case req.Result == "":
 		p.errorJSON(w, r, pageRefusal(http.StatusBadRequest, "result_missing", "没有读到条码，请再扫一次。"))
+		return
+	case len(req.Session) > pagesMaxToken:
+		p.errorJSON(w, r, pageRefusal(http.StatusBadRequest, "session_invalid", "页面无效，请从公众号菜单重新打开扫码页。"))
+		return
+	case len(req.Result) > pagesMaxScanResult || len(req.ClientID) > pagesMaxClientID:
+		p.errorJSON(w, r, pageRefusal(http.StatusBadRequest, "too_long", "条码太长了，无法记录。"))
 		return
 	}
 	var resp events.ScanSubmitResponse

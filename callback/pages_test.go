@@ -867,3 +867,63 @@ func TestPagesScanURLTrailingSlash(t *testing.T) {
 		t.Fatalf("url=%q, want %q", got, want)
 	}
 }
+
+// Every field the pages take has a length limit (SPEC §11): a longer value
+// is refused here, 400 (or 413 for a body over its cap), without a call to
+// the workers; a value at the limit goes through.
+func TestPagesFieldLimits(t *testing.T) {
+	calls := &pagesCalls{}
+	handlers := pagesWorkers(calls)
+	for _, op := range []string{events.OpScanPage, events.OpScanSubmit} {
+		handlers[op] = func(ctx context.Context, raw json.RawMessage) (any, error) {
+			calls.Record(op, raw)
+			return nil, &events.RPCError{Status: 409, Code: "answered", Message: "workers answered"}
+		}
+	}
+	env := MustPages(t, handlers)
+	form := func(session, emp, code string) string {
+		return url.Values{"session": {session}, "employee_no": {emp}, "bind_code": {code}}.Encode()
+	}
+	scan := func(session, result, clientID string) string {
+		b, _ := json.Marshal(events.ScanSubmitRequest{Session: session, Result: result, ClientID: clientID})
+		return string(b)
+	}
+	const formType, jsonType = "application/x-www-form-urlencoded", "application/json"
+	for _, tt := range []struct {
+		name, method, path, ctype, body string
+		status                          int
+		op                              string // the workers' operation
+		calls                           int
+	}{
+		{"EmployeeNoAtLimit", "POST", "/bind", formType, form("s1", strings.Repeat("9", 64), "123456"), 400, events.OpBindSubmit, 1},
+		{"EmployeeNoTooLong", "POST", "/bind", formType, form("s1", strings.Repeat("9", 65), "123456"), 400, events.OpBindSubmit, 0},
+		{"EmployeeNoMultibyteTooLong", "POST", "/bind", formType, form("s1", strings.Repeat("工", 22), "123456"), 400, events.OpBindSubmit, 0},
+		{"BindCodeTooLong", "POST", "/bind", formType, form("s1", "E1001", strings.Repeat("1", 65)), 400, events.OpBindSubmit, 0},
+		{"SessionTooLong", "POST", "/bind", formType, form(strings.Repeat("s", 129), "E1001", "654321"), 400, events.OpBindSubmit, 0},
+		{"EmployeeNo16KB", "POST", "/bind", formType, form("s1", strings.Repeat("9", 16000), "123456"), 413, events.OpBindSubmit, 0},
+		{"EmployeeNo3KB", "POST", "/bind", formType, form("s1", strings.Repeat("9", 3000), "123456"), 400, events.OpBindSubmit, 0},
+		{"OAuthCodeTooLong", "GET", "/oauth/callback?state=st-1&code=" + strings.Repeat("c", 129), "", "", 400, events.OpOAuthCallback, 0},
+		{"OAuthStateTooLong", "GET", "/oauth/callback?code=c&state=" + strings.Repeat("s", 129), "", "", 400, events.OpOAuthCallback, 0},
+		{"OAuthAtLimit", "GET", "/oauth/callback?code=" + strings.Repeat("c", 128) + "&state=" + strings.Repeat("s", 128), "", "", 410, events.OpOAuthCallback, 1},
+		{"ScanSessionTooLong", "GET", "/scan?s=" + strings.Repeat("s", 129), "", "", 400, events.OpScanPage, 0},
+		{"ScanSessionAtLimit", "GET", "/scan?s=" + strings.Repeat("s", 128), "", "", 409, events.OpScanPage, 1},
+		{"ScanResultAtLimit", "POST", "/api/scans", jsonType, scan("s1", "EAN_13,"+strings.Repeat("1", 321-7), "c1"), 409, events.OpScanSubmit, 1},
+		{"ScanResultTooLong", "POST", "/api/scans", jsonType, scan("s1", "EAN_13,"+strings.Repeat("1", 322-7), "c1"), 400, events.OpScanSubmit, 0},
+		{"ScanClientIDTooLong", "POST", "/api/scans", jsonType, scan("s1", "1", strings.Repeat("c", 65)), 400, events.OpScanSubmit, 0},
+		{"ScanSessionTooLongJSON", "POST", "/api/scans", jsonType, scan(strings.Repeat("s", 129), "1", "c1"), 400, events.OpScanSubmit, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(calls.Of(tt.op))
+			resp, body := env.Do(t, tt.method, tt.path, tt.ctype, strings.NewReader(tt.body))
+			if got, want := resp.StatusCode, tt.status; got != want {
+				t.Fatalf("status=%d, want %d; body %.300s", got, want, body)
+			}
+			if got, want := len(calls.Of(tt.op))-before, tt.calls; got != want {
+				t.Fatalf("%s calls=%d, want %d", tt.op, got, want)
+			}
+			if strings.Contains(body, strings.Repeat("9", 65)) {
+				t.Fatal("the page echoes the oversized employee number")
+			}
+		})
+	}
+}

@@ -450,13 +450,14 @@ func requestID(w http.ResponseWriter, r *http.Request) string {
 	if len(id) == 0 || len(id) > 64 || strings.ContainsFunc(id, func(c rune) bool {
 		return c <= ' ' || c > '~' || c == '"' || c == '\\'
 	}) {
-		id = strconv.FormatUint(rand.Uint64(), 16)
+		id = events.RandomHex(8)
 	}
 	w.Header().Set(requestIDHeader, id)
 	return id
 }
 
-// newNonce returns a nonce for a passive reply: decimal digits, as WeChat's.
+// newNonce returns a nonce for a passive reply: decimal digits, as WeChat's
+// (not events.RandomHex: the format differs, and a nonce need not be secret).
 func newNonce() string {
 	return strconv.FormatUint(rand.Uint64N(1e10), 10)
 }

@@ -12,9 +12,9 @@ import (
 func mustStaff(tb testing.TB, db *store.DB) {
 	tb.Helper()
 	_, _, err := db.ImportStaff([]store.Staff{
-		{EmployeeNo: "E1", Name: "Ann", BindCode: "111", CanScan: true},
-		{EmployeeNo: "E2", Name: "Bob", BindCode: "222", CanScan: true},
-		{EmployeeNo: "E3", Name: "Cai", BindCode: "333"},
+		{EmployeeNo: "E1", Name: "Ann", BindCode: "111111", CanScan: true},
+		{EmployeeNo: "E2", Name: "Bob", BindCode: "222222", CanScan: true},
+		{EmployeeNo: "E3", Name: "Cai", BindCode: "333333"},
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -132,7 +132,7 @@ func TestBinding_NameFollowsDirectory(t *testing.T) {
 	if _, err := db.Bind("o1", "E1", "", t0); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := db.ImportStaff([]store.Staff{{EmployeeNo: "E1", Name: "Anna", BindCode: "111"}}); err != nil {
+	if _, _, err := db.ImportStaff([]store.Staff{{EmployeeNo: "E1", Name: "Anna", BindCode: "111111"}}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := db.BindingByOpenID("o1")

@@ -49,7 +49,7 @@ func TestOpen_CreatesDirAndSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := v, 2; got != want {
+	if got, want := v, 4; got != want {
 		t.Fatalf("schema version=%d, want %d", got, want)
 	}
 }
@@ -62,7 +62,7 @@ func TestOpen_ReopenKeepsDataAndSchema(t *testing.T) {
 			t.Fatalf("open #%d: %v", i, err)
 		}
 		if i == 0 {
-			if _, _, err := db.ImportStaff([]store.Staff{{EmployeeNo: "E1", Name: "Ann", BindCode: "111"}}); err != nil {
+			if _, _, err := db.ImportStaff([]store.Staff{{EmployeeNo: "E1", Name: "Ann", BindCode: "111111"}}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -70,7 +70,7 @@ func TestOpen_ReopenKeepsDataAndSchema(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := v, 2; got != want {
+		if got, want := v, 4; got != want {
 			t.Fatalf("open #%d: schema version=%d, want %d", i, got, want)
 		}
 		s, err := db.Staff("E1")
@@ -267,12 +267,12 @@ func TestDB_ConcurrentUse(t *testing.T) {
 	}
 }
 
-// A file written by schema version 1 (no outbox) is migrated to 2 on open,
-// keeping its data.
+// A file written by schema version 1 (no outbox) is migrated to the current
+// version on open, keeping its data.
 func TestOpen_MigratesFromVersion1(t *testing.T) {
 	path := filepath.Join(t.TempDir(), store.FileName)
 	db := MustOpenPath(t, path, store.Options{NoSync: true})
-	if _, _, err := db.ImportStaff([]store.Staff{{EmployeeNo: "E1", Name: "Ann", BindCode: "111"}}); err != nil {
+	if _, _, err := db.ImportStaff([]store.Staff{{EmployeeNo: "E1", Name: "Ann", BindCode: "111111"}}); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -290,14 +290,81 @@ func TestOpen_MigratesFromVersion1(t *testing.T) {
 	}
 	bdb.Close()
 	db = MustOpenPath(t, path, store.Options{NoSync: true})
-	if v, err := db.SchemaVersion(); err != nil || v != 2 {
-		t.Fatalf("schema version=%d,%v, want 2", v, err)
+	if v, err := db.SchemaVersion(); err != nil || v != 4 {
+		t.Fatalf("schema version=%d,%v, want 4", v, err)
 	}
 	if _, err := db.Staff("E1"); err != nil {
 		t.Fatalf("staff lost in migration: %v", err)
 	}
 	if err := db.Update(func(tx *store.Tx) error { return tx.PutOutbox("e1", []byte("x")) }); err != nil {
 		t.Fatalf("outbox after migration: %v", err)
+	}
+}
+
+// A file written by schema version 2 (unsigned states kept server-side,
+// bind counters per employee only) is migrated to 3: the old state and code
+// records are dropped, the counters kept, the new buckets usable.
+func TestOpen_MigratesFromVersion2(t *testing.T) {
+	path := filepath.Join(t.TempDir(), store.FileName)
+	db := MustOpenPath(t, path, store.Options{NoSync: true})
+	if _, _, err := db.ImportStaff([]store.Staff{{EmployeeNo: "E1", Name: "Ann", BindCode: "111111"}}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	bdb, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Update(func(tx *bbolt.Tx) error {
+		for _, name := range []string{"oauth_used_states", "oauth_used_codes", "bind_attempts_openid"} {
+			if err := tx.DeleteBucket([]byte(name)); err != nil {
+				return err
+			}
+		}
+		for name, kv := range map[string][2]string{
+			"oauth_states":  {"b0123", `{"expires":"2030-01-01T00:00:00Z"}`},
+			"oauth_codes":   {"CODE", `{"openid":"o1","expires":"2030-01-01T00:00:00Z"}`},
+			"bind_attempts": {"E1", `{"failures":2,"last_failure":"2030-01-01T00:00:00Z"}`},
+		} {
+			b, err := tx.CreateBucketIfNotExists([]byte(name))
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(kv[0]), []byte(kv[1])); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), []byte("2"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	bdb.Close()
+	db = MustOpenPath(t, path, store.Options{NoSync: true})
+	if v, err := db.SchemaVersion(); err != nil || v != 4 {
+		t.Fatalf("schema version=%d,%v, want 4", v, err)
+	}
+	counts, err := db.KeyCounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []string{"oauth_states", "oauth_codes"} {
+		if n, ok := counts[gone]; ok {
+			t.Fatalf("bucket %s kept with %d keys, want it dropped", gone, n)
+		}
+	}
+	if got, want := counts["bind_attempts"], 1; got != want {
+		t.Fatalf("bind_attempts=%d, want %d (kept)", got, want)
+	}
+	at := time.Date(2030, 1, 1, 1, 0, 0, 0, time.UTC)
+	if err := db.Update(func(tx *store.Tx) error {
+		_, err := tx.CountOpenIDBindFailure("o1", at)
+		return err
+	}); err != nil {
+		t.Fatalf("openid counter after migration: %v", err)
+	}
+	u := store.OAuthUse{State: "s", Code: "c", Session: "t", Expires: at.Add(time.Minute)}
+	if err := db.RecordOAuthUse(u, store.Session{Token: "t", OpenID: "o1", Expires: at.Add(time.Hour)}, at); err != nil {
+		t.Fatalf("oauth use after migration: %v", err)
 	}
 }
 

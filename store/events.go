@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -35,8 +36,9 @@ func (tx *Tx) MarkProcessed(eventID string, at time.Time) error {
 }
 
 // PruneProcessed forgets the event ids marked processed before before, and
-// returns how many. Prune only ids older than the stream can redeliver (its
-// max age), or a redelivered event would be processed twice.
+// returns how many; when there are none it writes nothing. Prune only ids
+// older than the stream can redeliver (its max age), or a redelivered event
+// would be processed twice.
 func (db *DB) PruneProcessed(before time.Time) (int, error) {
 	var n int
 	err := db.Update(func(tx *Tx) error {
@@ -57,8 +59,14 @@ func (db *DB) PruneProcessed(before time.Time) (int, error) {
 			}
 		}
 		n = len(stale)
+		if n == 0 {
+			return errNothingToWrite
+		}
 		return nil
 	})
+	if errors.Is(err, errNothingToWrite) {
+		return 0, nil
+	}
 	if err != nil {
 		return 0, err
 	}

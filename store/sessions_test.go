@@ -8,70 +8,75 @@ import (
 	"github.com/wxscan/wxscan/store"
 )
 
-func TestOAuthState(t *testing.T) {
+func TestOAuthUse(t *testing.T) {
 	db := MustOpen(t)
 	exp := t0.Add(10 * time.Minute)
-	for _, s := range []string{"fresh", "late", "reused"} {
-		if err := db.PutOAuthState(s, exp); err != nil {
-			t.Fatal(err)
-		}
+	u := store.OAuthUse{State: "st1", Code: "c1", Session: "tok1", Next: "scan", Expires: exp}
+	sess := store.Session{Token: "tok1", OpenID: "o1", Expires: t0.Add(30 * time.Minute)}
+	if _, err := db.OAuthUseByState("st1", t0); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unused state err=%v, want ErrNotFound", err)
 	}
-	if err := db.TakeOAuthState("reused", t0); err != nil {
+	if err := db.RecordOAuthUse(u, sess, t0); err != nil {
 		t.Fatal(err)
+	}
+	got, err := db.OAuthUseByState("st1", t0.Add(9*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := u; got != want {
+		t.Fatalf("use=%+v, want %+v", got, want)
+	}
+	if st, err := db.OAuthCodeState("c1", t0); err != nil || st != "st1" {
+		t.Fatalf("code state=%q, %v; want st1", st, err)
+	}
+	if s, err := db.Session("tok1", t0); err != nil || s.OpenID != "o1" {
+		t.Fatalf("session=%+v, %v", s, err)
+	}
+	for _, tt := range []struct {
+		name string
+		u    store.OAuthUse
+		want error
+	}{
+		{"state again with another code", store.OAuthUse{State: "st1", Code: "c2", Session: "tok2", Expires: exp}, store.ErrConflict},
+		{"code again with another state", store.OAuthUse{State: "st2", Code: "c1", Session: "tok2", Expires: exp}, store.ErrConflict},
+		{"empty state", store.OAuthUse{Code: "c3", Session: "tok2", Expires: exp}, store.ErrInvalid},
+		{"empty code", store.OAuthUse{State: "st3", Session: "tok2", Expires: exp}, store.ErrInvalid},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := db.RecordOAuthUse(tt.u, store.Session{Token: "tok2", OpenID: "o2", Expires: exp}, t0)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err=%v, want %v", err, tt.want)
+			}
+			if _, err := db.Session("tok2", t0); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("session stored by a refused use: %v", err)
+			}
+		})
+	}
+	if got, err := db.OAuthUseByState("st1", t0); err != nil || got.Code != "c1" {
+		t.Fatalf("use after refusals=%+v, %v; want code c1 kept", got, err)
 	}
 	for _, tt := range []struct {
 		name, state string
 		now         time.Time
-		want        error
 	}{
-		{"fresh", "fresh", t0.Add(9 * time.Minute), nil},
-		{"used twice", "fresh", t0, store.ErrNotFound},
-		{"already used", "reused", t0, store.ErrNotFound},
-		{"unknown", "nope", t0, store.ErrNotFound},
-		{"empty", "", t0, store.ErrNotFound},
-		{"expired", "late", exp, store.ErrExpired},
-		{"expired is deleted", "late", t0, store.ErrNotFound},
+		{"expired", "st1", exp},
+		{"unknown", "nope", t0},
+		{"empty", "", t0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := db.TakeOAuthState(tt.state, tt.now); !errors.Is(err, tt.want) {
-				t.Fatalf("TakeOAuthState err=%v, want %v", err, tt.want)
+			if _, err := db.OAuthUseByState(tt.state, tt.now); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("err=%v, want ErrNotFound", err)
 			}
 		})
 	}
-	if err := db.PutOAuthState("", exp); !errors.Is(err, store.ErrInvalid) {
-		t.Fatalf("PutOAuthState(\"\") err=%v, want ErrInvalid", err)
+	if _, err := db.OAuthCodeState("c1", exp); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("expired code err=%v, want ErrNotFound", err)
 	}
-}
-
-func TestOAuthCode(t *testing.T) {
-	db := MustOpen(t)
-	exp := t0.Add(5 * time.Minute)
-	if err := db.PutOAuthCode("c1", "o1", exp); err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct {
-		name, code string
-		now        time.Time
-		want       string
-		wantErr    error
-	}{
-		{"first", "c1", t0, "o1", nil},
-		{"second redirect", "c1", t0.Add(time.Minute), "o1", nil},
-		{"expired", "c1", exp, "", store.ErrNotFound},
-		{"unknown", "c2", t0, "", store.ErrNotFound},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			openid, err := db.OAuthCode(tt.code, tt.now)
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("err=%v, want %v", err, tt.wantErr)
-			}
-			if got, want := openid, tt.want; got != want {
-				t.Fatalf("openid=%q, want %q", got, want)
-			}
-		})
-	}
-	if err := db.PutOAuthCode("c3", "", exp); !errors.Is(err, store.ErrInvalid) {
-		t.Fatalf("PutOAuthCode with empty openid err=%v, want ErrInvalid", err)
+	// Once expired, the state and the code may be recorded again (a signed
+	// state past its expiry is refused before it gets here).
+	if err := db.RecordOAuthUse(store.OAuthUse{State: "st1", Code: "c1", Session: "tok3", Expires: exp.Add(time.Hour)},
+		store.Session{Token: "tok3", OpenID: "o1", Expires: exp.Add(time.Hour)}, exp); err != nil {
+		t.Fatalf("reuse after expiry: %v", err)
 	}
 }
 
@@ -115,149 +120,43 @@ func TestSession(t *testing.T) {
 	}
 }
 
-func TestBindLockout(t *testing.T) {
-	db := MustOpen(t)
-	now := t0
-	for i := 1; i <= 4; i++ {
-		n, until, err := db.RecordBindFailure("E1", now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, want := n, i; got != want {
-			t.Fatalf("failures=%d, want %d", got, want)
-		}
-		if !until.IsZero() {
-			t.Fatalf("locked until %s after %d failures", until, i)
-		}
-		if _, locked, err := db.BindLocked("E1", now); err != nil || locked {
-			t.Fatalf("BindLocked after %d failures = %v, %v; want false", i, locked, err)
-		}
-		now = now.Add(time.Minute)
-	}
-
-	n, until, err := db.RecordBindFailure("E1", now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := n, 5; got != want {
-		t.Fatalf("failures=%d, want %d", got, want)
-	}
-	if got, want := until, now.Add(15*time.Minute); !got.Equal(want) {
-		t.Fatalf("lockedUntil=%s, want %s", got, want)
-	}
-	lockedAt := now
-
-	// Another employee is not affected.
-	if _, locked, err := db.BindLocked("E2", now); err != nil || locked {
-		t.Fatalf("BindLocked(E2)=%v, %v; want false", locked, err)
-	}
-
-	for _, tt := range []struct {
-		name string
-		now  time.Time
-		want bool
-	}{
-		{"at lock", lockedAt, true},
-		{"14 minutes later", lockedAt.Add(14 * time.Minute), true},
-		{"15 minutes later", lockedAt.Add(15 * time.Minute), false},
-		{"much later", lockedAt.Add(time.Hour), false},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			gotUntil, locked, err := db.BindLocked("E1", tt.now)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got, want := locked, tt.want; got != want {
-				t.Fatalf("locked=%v, want %v", got, want)
-			}
-			if locked && !gotUntil.Equal(until) {
-				t.Fatalf("until=%s, want %s", gotUntil, until)
-			}
-		})
-	}
-
-	// A failure while locked does not extend the lock.
-	n, until2, err := db.RecordBindFailure("E1", lockedAt.Add(time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n != 5 || !until2.Equal(until) {
-		t.Fatalf("failure while locked = %d, %s; want 5, %s", n, until2, until)
-	}
-
-	// After the lock the count restarts.
-	n, until2, err = db.RecordBindFailure("E1", lockedAt.Add(16*time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n != 1 || !until2.IsZero() {
-		t.Fatalf("after lock: %d, %s; want 1, zero", n, until2)
-	}
-
-	// A success resets.
-	if err := db.ResetBindFailures("E1"); err != nil {
-		t.Fatal(err)
-	}
-	if n, _, err := db.RecordBindFailure("E1", lockedAt.Add(17*time.Minute)); err != nil || n != 1 {
-		t.Fatalf("after reset: %d, %v; want 1", n, err)
-	}
-}
-
-func TestBindLockout_ResetWhileLocked(t *testing.T) {
-	db := MustOpen(t)
-	for range 5 {
-		if _, _, err := db.RecordBindFailure("E1", t0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := db.ResetBindFailures("E1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, locked, err := db.BindLocked("E1", t0); err != nil || locked {
-		t.Fatalf("locked after reset = %v, %v", locked, err)
-	}
-}
-
-func TestBindFailures_Forgotten(t *testing.T) {
-	db := MustOpen(t)
-	for range 4 {
-		if _, _, err := db.RecordBindFailure("E1", t0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	n, _, err := db.RecordBindFailure("E1", t0.Add(store.BindFailureMemory))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := n, 1; got != want {
-		t.Fatalf("failures=%d, want %d", got, want)
-	}
-}
-
 func TestPruneExpired(t *testing.T) {
 	db := MustOpen(t)
+	if _, _, err := db.ImportStaff([]store.Staff{{EmployeeNo: "locked", BindCode: "111111"}, {EmployeeNo: "counting", BindCode: "111111"}}); err != nil {
+		t.Fatal(err)
+	}
 	soon, later := t0.Add(time.Minute), t0.Add(time.Hour)
-	for _, s := range []string{"s-soon", "s-later"} {
+	for _, s := range []string{"soon", "later"} {
 		exp := soon
-		if s == "s-later" {
+		if s == "later" {
 			exp = later
 		}
-		if err := db.PutOAuthState(s, exp); err != nil {
+		u := store.OAuthUse{State: "s-" + s, Code: "c-" + s, Session: "u-" + s, Expires: exp}
+		if err := db.RecordOAuthUse(u, store.Session{Token: "u-" + s, OpenID: "o1", Expires: exp}, t0); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.PutOAuthCode("c"+s, "o1", exp); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.PutSession(store.Session{Token: "t" + s, OpenID: "o1", Expires: exp}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for range 5 {
-		if _, _, err := db.RecordBindFailure("locked", t0); err != nil { // lock ends t0+15m
+		if err := db.PutSession(store.Session{Token: "t-" + s, OpenID: "o1", Expires: exp}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := db.RecordBindFailure("counting", t0.Add(10*time.Minute)); err != nil {
+	err := db.Update(func(tx *store.Tx) error {
+		for range store.MaxBindFailures { // lock ends t0+15m
+			if _, err := tx.CountEmployeeBindFailure("locked", t0); err != nil {
+				return err
+			}
+		}
+		for range store.MaxOpenIDBindFailures { // lock ends t0+1h
+			if _, err := tx.CountOpenIDBindFailure("oLocked", t0); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.CountEmployeeBindFailure("counting", t0.Add(10*time.Minute)); err != nil {
+			return err
+		}
+		_, err := tx.CountOpenIDBindFailure("oOld", t0.Add(-store.BindFailureMemory)) // forgotten at t0
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 
@@ -266,29 +165,48 @@ func TestPruneExpired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := n, 4; got != want { // state, code, session, lock
+	// state use, code use, two sessions, employee lock, forgotten openid count
+	if got, want := n, 6; got != want {
 		t.Fatalf("pruned=%d, want %d", got, want)
 	}
 	if n, err := db.PruneExpired(now); err != nil || n != 0 {
 		t.Fatalf("second prune=%d, %v; want 0", n, err)
 	}
-	if err := db.TakeOAuthState("s-soon", t0); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("pruned state err=%v, want ErrNotFound", err)
+	counts, err := db.KeyCounts()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := db.TakeOAuthState("s-later", now); err != nil {
-		t.Fatalf("kept state: %v", err)
+	for bucket, want := range map[string]int{
+		"oauth_used_states": 1, "oauth_used_codes": 1, "bind_sessions": 2,
+		"bind_attempts": 1, "bind_attempts_openid": 1,
+	} {
+		if got := counts[bucket]; got != want {
+			t.Fatalf("%s keeps %d records, want %d", bucket, got, want)
+		}
 	}
-	if _, err := db.OAuthCode("cs-later", now); err != nil {
-		t.Fatalf("kept code: %v", err)
+	if _, err := db.OAuthUseByState("s-later", now); err != nil {
+		t.Fatalf("kept state use: %v", err)
 	}
-	if _, err := db.Session("ts-later", now); err != nil {
+	if _, err := db.OAuthCodeState("c-later", now); err != nil {
+		t.Fatalf("kept code use: %v", err)
+	}
+	if _, err := db.Session("t-later", now); err != nil {
 		t.Fatalf("kept session: %v", err)
 	}
-	if _, err := db.Session("ts-soon", t0); !errors.Is(err, store.ErrNotFound) {
+	if _, err := db.Session("t-soon", t0); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("pruned session err=%v, want ErrNotFound", err)
 	}
-	if n, _, err := db.RecordBindFailure("counting", now); err != nil || n != 2 {
-		t.Fatalf("kept attempts: %d, %v; want 2", n, err)
+	err = db.View(func(tx *store.Tx) error {
+		if c, err := tx.EmployeeBindCounter("counting", now); err != nil || c.Failures != 1 {
+			t.Errorf("kept employee counter=%+v, %v; want 1 failure", c, err)
+		}
+		if c, err := tx.OpenIDBindCounter("oLocked", now); err != nil || !c.Locked(now) {
+			t.Errorf("kept openid lock=%+v, %v; want locked", c, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -3,7 +3,11 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 )
+
+// MinBindCodeLen is the fewest characters a bind code may have (SPEC §11).
+const MinBindCodeLen = 6
 
 // Staff is one row of the staff directory.
 type Staff struct {
@@ -16,9 +20,10 @@ type Staff struct {
 // ImportStaff adds or replaces the given rows, all or nothing, in one
 // transaction. Rows not in the import are kept. updated counts existing rows
 // whose content changed; re-importing the same file reports 0 added, 0
-// updated. A row with an empty EmployeeNo or BindCode, or an EmployeeNo
-// repeated within rows, fails the whole import with ErrInvalid (the error
-// names the row, counting from 1).
+// updated. A row with an empty EmployeeNo, a BindCode shorter than
+// MinBindCodeLen characters, or an EmployeeNo repeated within rows, fails
+// the whole import with ErrInvalid (the error names the row, counting from
+// 1).
 func (db *DB) ImportStaff(rows []Staff) (added, updated int, err error) {
 	err = db.Update(func(tx *Tx) error {
 		added, updated = 0, 0
@@ -30,6 +35,10 @@ func (db *DB) ImportStaff(rows []Staff) (added, updated int, err error) {
 			}
 			if row.BindCode == "" {
 				return fmt.Errorf("store: import staff: row %d (%s): empty bind_code: %w", i+1, row.EmployeeNo, ErrInvalid)
+			}
+			if n := utf8.RuneCountInString(row.BindCode); n < MinBindCodeLen {
+				return fmt.Errorf("store: import staff: row %d (%s): bind_code has %d characters, at least %d are needed: %w",
+					i+1, row.EmployeeNo, n, MinBindCodeLen, ErrInvalid)
 			}
 			if first, ok := seen[row.EmployeeNo]; ok {
 				return fmt.Errorf("store: import staff: row %d: employee_no %s repeats row %d: %w", i+1, row.EmployeeNo, first, ErrInvalid)

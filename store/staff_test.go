@@ -3,6 +3,7 @@ package store_test
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/wxscan/wxscan/store"
@@ -11,8 +12,8 @@ import (
 func TestImportStaff(t *testing.T) {
 	db := MustOpen(t)
 	added, updated, err := db.ImportStaff([]store.Staff{
-		{EmployeeNo: "E1", Name: "Ann", BindCode: "111", CanScan: true},
-		{EmployeeNo: "E2", Name: "Bob", BindCode: "222"},
+		{EmployeeNo: "E1", Name: "Ann", BindCode: "111111", CanScan: true},
+		{EmployeeNo: "E2", Name: "Bob", BindCode: "222222"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -22,9 +23,9 @@ func TestImportStaff(t *testing.T) {
 	}
 
 	added, updated, err = db.ImportStaff([]store.Staff{
-		{EmployeeNo: "E1", Name: "Ann", BindCode: "111", CanScan: true}, // unchanged
-		{EmployeeNo: "E2", Name: "Bob", BindCode: "999", CanScan: true}, // changed
-		{EmployeeNo: "E3", Name: "Cai", BindCode: "333"},                // new
+		{EmployeeNo: "E1", Name: "Ann", BindCode: "111111", CanScan: true}, // unchanged
+		{EmployeeNo: "E2", Name: "Bob", BindCode: "999999", CanScan: true}, // changed
+		{EmployeeNo: "E3", Name: "Cai", BindCode: "333333"},                // new
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +37,7 @@ func TestImportStaff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := s, (store.Staff{EmployeeNo: "E2", Name: "Bob", BindCode: "999", CanScan: true}); got != want {
+	if got, want := s, (store.Staff{EmployeeNo: "E2", Name: "Bob", BindCode: "999999", CanScan: true}); got != want {
 		t.Fatalf("Staff=%+v, want %+v", got, want)
 	}
 	list, err := db.StaffList()
@@ -57,16 +58,18 @@ func TestImportStaff_AllOrNothing(t *testing.T) {
 		name string
 		rows []store.Staff
 	}{
-		{"empty employee_no", []store.Staff{{EmployeeNo: "E9", BindCode: "9"}, {EmployeeNo: "", BindCode: "1"}}},
-		{"empty bind_code", []store.Staff{{EmployeeNo: "E9", BindCode: "9"}, {EmployeeNo: "E8"}}},
-		{"duplicate", []store.Staff{{EmployeeNo: "E9", BindCode: "9"}, {EmployeeNo: "E9", BindCode: "8"}}},
+		{"empty employee_no", []store.Staff{{EmployeeNo: "E9", BindCode: "999999"}, {EmployeeNo: "", BindCode: "111111"}}},
+		{"empty bind_code", []store.Staff{{EmployeeNo: "E9", BindCode: "999999"}, {EmployeeNo: "E8"}}},
+		{"duplicate", []store.Staff{{EmployeeNo: "E9", BindCode: "999999"}, {EmployeeNo: "E9", BindCode: "888888"}}},
+		{"short bind_code", []store.Staff{{EmployeeNo: "E9", BindCode: "999999"}, {EmployeeNo: "E8", BindCode: "1"}}},
+		{"five-character bind_code", []store.Staff{{EmployeeNo: "E9", BindCode: "999999"}, {EmployeeNo: "E8", BindCode: "一二三四五"}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			db := MustOpen(t)
-			if _, _, err := db.ImportStaff([]store.Staff{{EmployeeNo: "E1", Name: "Ann", BindCode: "111"}}); err != nil {
+			if _, _, err := db.ImportStaff([]store.Staff{{EmployeeNo: "E1", Name: "Ann", BindCode: "111111"}}); err != nil {
 				t.Fatal(err)
 			}
-			added, updated, err := db.ImportStaff(append([]store.Staff{{EmployeeNo: "E1", Name: "Changed", BindCode: "1"}}, tt.rows...))
+			added, updated, err := db.ImportStaff(append([]store.Staff{{EmployeeNo: "E1", Name: "Changed", BindCode: "111111"}}, tt.rows...))
 			if !errors.Is(err, store.ErrInvalid) {
 				t.Fatalf("err=%v, want ErrInvalid", err)
 			}
@@ -84,6 +87,27 @@ func TestImportStaff_AllOrNothing(t *testing.T) {
 				t.Fatalf("name=%q, want %q (unchanged)", got, want)
 			}
 		})
+	}
+}
+
+// A bind code has at least 6 characters (SPEC §11): characters, not bytes.
+func TestImportStaff_BindCodeLength(t *testing.T) {
+	db := MustOpen(t)
+	_, _, err := db.ImportStaff([]store.Staff{
+		{EmployeeNo: "E1", BindCode: "123456"},
+		{EmployeeNo: "E2", BindCode: "1"},
+	})
+	if !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("bind code 1: err=%v, want ErrInvalid", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "row 2 (E2)") || !strings.Contains(msg, "at least 6") {
+		t.Fatalf("error %q does not name row 2 and the rule", msg)
+	}
+	if _, err := db.Staff("E1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("E1 stored from a refused import: %v", err)
+	}
+	if _, _, err := db.ImportStaff([]store.Staff{{EmployeeNo: "E1", BindCode: "一二三四五六"}, {EmployeeNo: "E2", BindCode: "abcdef"}}); err != nil {
+		t.Fatalf("six-character bind codes: %v", err)
 	}
 }
 

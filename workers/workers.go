@@ -6,8 +6,6 @@ package workers
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,14 +37,26 @@ type Config struct {
 	Consumer events.ConsumerConfig
 	// ReplyConcurrency bounds replies delivered at once (default 32).
 	ReplyConcurrency int
-	// StateTTL (10 min), SessionTTL (30 min) and CodeTTL (5 min) bound the
-	// OAuth state, the page session and the code-exchange memo.
-	StateTTL, SessionTTL, CodeTTL time.Duration
-	Now                           func() time.Time
-	Logger                        *slog.Logger
+	// StateTTL (10 min) bounds an OAuth state, and the memory of its use
+	// with its code; SessionTTL (30 min) a page session.
+	StateTTL, SessionTTL time.Duration
+	// ProcessedRetention is how long processed event ids are kept for
+	// idempotency: the WECHAT stream's MaxAge (default 7 days, the events
+	// package's default). Shorter than the stream's MaxAge would let a
+	// redelivered event be processed twice.
+	ProcessedRetention time.Duration
+	// PruneInterval is how often expired OAuth uses, sessions and bind
+	// counters, and processed event ids older than ProcessedRetention, are
+	// removed (default 1 hour; once at Start too).
+	PruneInterval time.Duration
+	Now           func() time.Time
+	Logger        *slog.Logger
 	// Metrics receives the workers' measurements; nil keeps them
 	// unregistered.
 	Metrics *Metrics
+	// Location is the time zone of times shown in replies (default
+	// Asia/Shanghai; WXSCAN_TIMEZONE).
+	Location *time.Location
 }
 
 // Service runs the workers. Its methods are safe for concurrent use.
@@ -59,9 +69,13 @@ type Service struct {
 	now     func() time.Time
 	metrics *Metrics
 
-	mu       sync.Mutex
-	consumer *events.Consumer
-	subs     []interface{ Drain() error }
+	states    stateSigner // set by Start, before the operations are served
+	codeLocks keyedMutex
+
+	mu        sync.Mutex
+	consumer  *events.Consumer
+	subs      []interface{ Drain() error }
+	stopPrune func() // stops the pruning goroutine and waits for it
 }
 
 // New checks cfg and returns a Service; Start runs it.
@@ -88,8 +102,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 30 * time.Minute
 	}
-	if cfg.CodeTTL <= 0 {
-		cfg.CodeTTL = 5 * time.Minute
+	if cfg.ProcessedRetention <= 0 {
+		cfg.ProcessedRetention = DefaultProcessedRetention
+	}
+	if cfg.PruneInterval <= 0 {
+		cfg.PruneInterval = DefaultPruneInterval
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -103,18 +120,35 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
+	if cfg.Location == nil {
+		loc, err := time.LoadLocation("Asia/Shanghai")
+		if err != nil {
+			return nil, fmt.Errorf("workers: time zone Asia/Shanghai: %w", err)
+		}
+		cfg.Location = loc
+	}
 	return &Service{cfg: cfg, db: cfg.DB, bus: cfg.Bus, wx: cfg.WeChat, log: cfg.Logger, now: cfg.Now, metrics: cfg.Metrics}, nil
 }
 
-// Start runs the consumer and answers the staff pages' operations until
-// Stop.
+// Start prunes expired records once, then runs the consumer, answers the
+// staff pages' operations and prunes every PruneInterval until Stop.
 func (s *Service) Start(ctx context.Context) error {
+	key, err := s.db.Secret(stateSecret, stateSecretLen)
+	if err != nil {
+		return fmt.Errorf("workers: start: %w", err)
+	}
+	s.states = stateSigner{key: key}
+	s.Prune()
+	s.startPruning()
 	for op, h := range map[string]events.RPCHandler{
 		events.OpBindStart:     rpc(s.bindStart),
 		events.OpOAuthCallback: rpc(s.oauthCallback),
 		events.OpBindSubmit:    rpc(s.bindSubmit),
 		events.OpScanPage:      rpc(s.scanPage),
 		events.OpScanSubmit:    rpc(s.scanSubmit),
+		events.OpScanRecent:    rpc(s.scanRecent),
+		events.OpScanQty:       rpc(s.scanQty),
+		events.OpScanUndo:      rpc(s.scanUndo),
 	} {
 		sub, err := s.bus.Serve(op, h)
 		if err != nil {
@@ -149,12 +183,16 @@ func (s *Service) Ready() error {
 	return nil
 }
 
-// Stop stops answering operations and finishes the batch in hand.
+// Stop stops answering operations and pruning, and finishes the batch in
+// hand.
 func (s *Service) Stop() {
 	s.mu.Lock()
-	subs, c := s.subs, s.consumer
-	s.subs, s.consumer = nil, nil
+	subs, c, stopPrune := s.subs, s.consumer, s.stopPrune
+	s.subs, s.consumer, s.stopPrune = nil, nil, nil
 	s.mu.Unlock()
+	if stopPrune != nil {
+		stopPrune()
+	}
 	for _, sub := range subs {
 		_ = sub.Drain()
 	}
@@ -366,7 +404,13 @@ func (s *Service) apply(tx *store.Tx, e events.Event) (*events.Reply, *scanOutco
 		}
 		return reply(out.message), &out, nil
 	case e.MsgType == "text":
-		return reply(msgHelp(s.cfg.PublicURL)), nil, nil
+		// Idempotent on the message's id (MsgId) through Processed, like
+		// every event: a redelivered text changes nothing more.
+		text, err := s.text(tx, e.From, e.Content, scanTime(e))
+		if err != nil {
+			return nil, nil, err
+		}
+		return reply(text), nil, nil
 	}
 	return nil, nil, nil
 }
@@ -376,12 +420,4 @@ func scanTime(e events.Event) time.Time {
 		return time.Unix(e.CreateTime, 0).UTC()
 	}
 	return e.ReceivedAt
-}
-
-func randomToken(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(fmt.Sprintf("workers: crypto/rand: %v", err))
-	}
-	return hex.EncodeToString(b)
 }

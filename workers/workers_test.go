@@ -29,6 +29,7 @@ const publicURL = "https://wx.example.com"
 // bbolt in a temp dir, and the fake WeChat API over loopback HTTP.
 type harness struct {
 	svc  *workers.Service
+	cfg  workers.Config
 	db   *store.DB
 	bus  *events.Bus
 	fake *fakewechat.Server
@@ -51,7 +52,8 @@ func (h *harness) advance(d time.Duration) {
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func MustHarness(tb testing.TB) *harness {
+// MustHarness starts a Service on real parts; opts adjust its Config.
+func MustHarness(tb testing.TB, opts ...func(*workers.Config)) *harness {
 	tb.Helper()
 	h := &harness{now: time.Now()}
 	h.fake = fakewechat.New(fakewechat.Config{AppID: eventstest.AppID, AppSecret: "secret"})
@@ -68,11 +70,16 @@ func MustHarness(tb testing.TB) *harness {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	h.svc, err = workers.New(workers.Config{
+	cfg := workers.Config{
 		AppID: eventstest.AppID, PublicURL: publicURL, OAuthBase: h.api.URL,
 		DB: db, Bus: h.bus, WeChat: wx, Now: h.clock, Logger: quiet(),
 		Consumer: events.ConsumerConfig{Backoff: func(int) time.Duration { return 50 * time.Millisecond }},
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h.cfg = cfg
+	h.svc, err = workers.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -419,15 +426,15 @@ func TestBindRefusals(t *testing.T) {
 		if rerr != nil {
 			t.Fatalf("second redirect: %v", rerr)
 		}
-		if a.Session == b.Session || a.Session == "" {
-			t.Fatal("sessions not distinct")
+		if a.Session != b.Session || a.Session == "" {
+			t.Fatalf("sessions %q and %q, want the same one twice", a.Session, b.Session)
 		}
 		if got, want := h.fake.Calls("/sns/oauth2/access_token"), 1; got != want {
 			t.Fatalf("exchanges=%d, want %d", got, want)
 		}
 		code2 := h.fake.IssueCode("oDup", false)
-		if _, rerr := exchange(code2, state); rerr == nil || rerr.Status != 400 || rerr.Code != "state_invalid" {
-			t.Fatalf("reused state: %v, want 400 state_invalid", rerr)
+		if _, rerr := exchange(code2, state); rerr == nil || rerr.Status != 400 || rerr.Code != "state_used" {
+			t.Fatalf("reused state: %v, want 400 state_used", rerr)
 		}
 	})
 	t.Run("expired state", func(t *testing.T) {
@@ -564,8 +571,8 @@ func TestTokenSurvivesRestart(t *testing.T) {
 	if err := wx2.SendText(ctx, "oAnn", "hi again"); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := h.fake.Calls("/cgi-bin/token"), 1; got != want {
-		t.Fatalf("cgi-bin/token calls=%d, want %d (the token is persisted)", got, want)
+	if got, want := h.fake.Calls("/cgi-bin/stable_token"), 1; got != want {
+		t.Fatalf("cgi-bin/stable_token calls=%d, want %d (the token is persisted)", got, want)
 	}
 }
 
@@ -578,8 +585,8 @@ func TestTokenRevokedOnceIsRefreshedAndRetried(t *testing.T) {
 	h.fake.RevokeTokens() // the next call with the old token answers 40001
 	h.publish(t, scanEvent(t, "oAnn", "EAN_13,1"))
 	h.sentTo(t, "oAnn", 2)
-	if got, want := h.fake.Calls("/cgi-bin/token"), 2; got != want {
-		t.Fatalf("cgi-bin/token calls=%d, want %d", got, want)
+	if n, f := h.fake.StableTokenCalls(); n != 2 || f != 0 {
+		t.Fatalf("cgi-bin/stable_token calls (normal, forced)=(%d, %d), want (2, 0): WeChat has a new token, nothing to force", n, f)
 	}
 }
 

@@ -80,7 +80,7 @@ func testBrowserBind(t *testing.T, b *browser) {
 	if got, want := p.submit("form button[type=submit]"), 400; got != want {
 		t.Fatalf("wrong code status=%d, want %d", got, want)
 	}
-	if got, want := p.text(`p.err[role="alert"]`), "工号或绑定码不对，还可以再试 4 次。"; got != want {
+	if got, want := p.text(`p.err[role="alert"]`), "工号或绑定码不对，请核对后再试。错误太多会被暂时锁定。"; got != want {
 		t.Fatalf("error=%q, want %q", got, want)
 	}
 	if got, want := p.value("#employee_no"), "E001"; got != want {
@@ -167,9 +167,9 @@ func testBrowserRefusals(t *testing.T, b *browser) {
 		message string
 	}{
 		{name: "bogus-state", url: func() string { return e.base + "/oauth/callback?code=c0de&state=bogus" },
-			status: 400, code: "state_invalid", message: "这个链接已经用过或无效，请重新打开绑定页面。"},
+			status: 400, code: "state_invalid", message: "这个链接无效，请重新打开绑定页面。"},
 		{name: "reused-state", url: reused.String,
-			status: 400, code: "state_invalid", message: "这个链接已经用过或无效，请重新打开绑定页面。"},
+			status: 400, code: "state_used", message: "这个链接已经用过了，请从公众号菜单重新打开绑定页面。"},
 		{name: "no-code", url: func() string { return e.base + "/oauth/callback?state=" + e.authorizeURL(t).Query().Get("state") },
 			status: 400, code: "oauth_refused", message: "没有拿到微信授权，无法继续。请从公众号菜单重新打开，并点“允许”。"},
 		{name: "invalid-code", url: func() string {

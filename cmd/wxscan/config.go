@@ -37,7 +37,6 @@ type Config struct {
 	OAuthScope        string
 	AdminToken        string
 	MaxSkew           time.Duration
-	Server            string
 	LogLevel          string
 	LogFormat         string
 }
@@ -53,7 +52,6 @@ func DefaultConfig() Config {
 		OAuthBase:      "https://open.weixin.qq.com",
 		OAuthScope:     "snsapi_base",
 		MaxSkew:        300 * time.Second,
-		Server:         "http://127.0.0.1:8080",
 		LogLevel:       "info",
 		LogFormat:      "json",
 		StreamReplicas: 1,
@@ -82,6 +80,25 @@ func (c *Config) bind(fs *flag.FlagSet, getenv env) *[]func() error {
 			*p = v
 		}
 		fs.StringVar(p, name, *p, usage+" ("+envName+")")
+	}
+	// boolean is a real boolean flag (--name alone is true, --name=false
+	// works); its variable takes true/false, 1/0 (strconv.ParseBool).
+	boolean := func(p *bool, name, envName, usage string) {
+		if v := strings.TrimSpace(getenv(envName)); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil { // an error unless the flag overrides it
+				post = append(post, func() error {
+					set := false
+					fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+					if set {
+						return nil
+					}
+					return fmt.Errorf("%s: %q is not true or false", envName, v)
+				})
+			}
+			*p = b
+		}
+		fs.BoolVar(p, name, *p, usage+" ("+envName+")")
 	}
 	secret := func(p *string, name, envName, usage string) {
 		if v := getenv(envName); v != "" {
@@ -116,8 +133,7 @@ func (c *Config) bind(fs *flag.FlagSet, getenv env) *[]func() error {
 	secret(&c.TokenPrev, "token-prev", "WXSCAN_TOKEN_PREV", "the previous Token")
 	secret(&c.AESKey, "aes-key", "WXSCAN_AES_KEY", "the EncodingAESKey")
 	secret(&c.AESKeyPrev, "aes-key-prev", "WXSCAN_AES_KEY_PREV", "the previous EncodingAESKey")
-	requireEnc := strconv.FormatBool(c.RequireEncryption)
-	str(&requireEnc, "require-encryption", "WXSCAN_REQUIRE_ENCRYPTION", "refuse plaintext POSTs (true/false)")
+	boolean(&c.RequireEncryption, "require-encryption", "WXSCAN_REQUIRE_ENCRYPTION", "refuse plaintext POSTs (safe mode only)")
 	str(&c.PublicURL, "public-url", "WXSCAN_PUBLIC_URL", "external base URL")
 	str(&c.APIBase, "api-base", "WXSCAN_API_BASE", "WeChat API base")
 	str(&c.OAuthBase, "oauth-base", "WXSCAN_OAUTH_BASE", "base of the OAuth authorize page")
@@ -125,7 +141,6 @@ func (c *Config) bind(fs *flag.FlagSet, getenv env) *[]func() error {
 	secret(&c.AdminToken, "admin-token", "WXSCAN_ADMIN_TOKEN", "the admin API bearer token")
 	skew := c.MaxSkew.String()
 	str(&skew, "max-skew", "WXSCAN_MAX_SKEW", "accepted callback timestamp distance")
-	str(&c.Server, "server", "WXSCAN_SERVER", "where the CLI finds a running serve")
 	str(&c.LogLevel, "log-level", "WXSCAN_LOG_LEVEL", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "WXSCAN_LOG_FORMAT", "json or text")
 	post = append(post, func() error {
@@ -140,11 +155,6 @@ func (c *Config) bind(fs *flag.FlagSet, getenv env) *[]func() error {
 			return fmt.Errorf("WXSCAN_STREAM_REPLICAS: %q is not a number", replicas)
 		}
 		c.StreamReplicas = n
-		b, err := strconv.ParseBool(strings.TrimSpace(requireEnc))
-		if err != nil {
-			return fmt.Errorf("WXSCAN_REQUIRE_ENCRYPTION: %q is not true or false", requireEnc)
-		}
-		c.RequireEncryption = b
 		d, err := parseDuration(skew)
 		if err != nil {
 			return fmt.Errorf("WXSCAN_MAX_SKEW: %q is not a duration like 300s", skew)

@@ -203,7 +203,7 @@ func TestMetricsAndRequestID(t *testing.T) {
 		{"wxscan_scans_recorded_total", nil, 1},
 		{"wxscan_replies_total", []string{"path", "passive"}, 1},
 		{"wxscan_replies_total", []string{"path", "custom_send"}, 0},
-		{"wxscan_wechat_api_calls_total", []string{"endpoint", "cgi-bin/token", "errcode", "0"}, 1},
+		{"wxscan_wechat_api_calls_total", []string{"endpoint", "cgi-bin/stable_token", "errcode", "0"}, 1},
 		{"wxscan_wechat_api_calls_total", []string{"endpoint", "cgi-bin/menu/create", "errcode", "0"}, 1},
 		{"wxscan_wechat_token_refreshes_total", []string{"kind", "access_token", "result", "ok"}, 1},
 		{"wxscan_stream_messages", nil, 3},

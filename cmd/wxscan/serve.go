@@ -169,7 +169,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		for _, p := range []string{callback.BindPath, callback.OAuthCallbackPath, callback.ScanPath, callback.ScansAPIPath} {
+		for _, p := range []string{callback.BindPath, callback.OAuthCallbackPath, callback.ScanPath, callback.ScansAPIPath, callback.JSSDKPath} {
 			mux.Handle(p, pages)
 		}
 	}

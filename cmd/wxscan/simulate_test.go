@@ -24,7 +24,7 @@ func TestSimulateLoadDefaultShape(t *testing.T) {
 		t.Fatalf("%v\n%s\n%s", err, out.String(), errOut.String())
 	}
 	s := out.String()
-	if !strings.Contains(s, "wxscan (callback,workers; scan, plain)") {
+	if !strings.Contains(s, "roles: callback,workers\nwxscan (scan, plain)") {
 		t.Errorf("not the default shape:\n%s", s)
 	}
 	m := regexp.MustCompile(`scans recorded: (\d+) for (\d+) accepted`).FindStringSubmatch(s)
@@ -42,7 +42,7 @@ func TestSimulateLoadDefaultShape(t *testing.T) {
 		t.Fatalf("%v\n%s\n%s", err, out.String(), errOut.String())
 	}
 	s = out.String()
-	if !strings.Contains(s, "wxscan (callback; location, plain)") || strings.Contains(s, "scans recorded") ||
+	if !strings.Contains(s, "roles: callback\nwxscan (location, plain)") || strings.Contains(s, "scans recorded") ||
 		strings.Contains(strings.ToLower(s), "ratio") {
 		t.Errorf("--roles callback:\n%s", s)
 	}

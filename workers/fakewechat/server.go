@@ -1,7 +1,7 @@
 // Package fakewechat is a fake of the WeChat Official Account API, as an http.Handler, for tests (over
 // httptest) and for running the whole flow on one machine (`wxscan fakewechat`, `wxscan dev`).
 //
-// It serves cgi-bin/token, cgi-bin/ticket/getticket, sns/oauth2/access_token, sns/oauth2/refresh_token,
+// It serves cgi-bin/stable_token (and, for compatibility, cgi-bin/token), cgi-bin/ticket/getticket, sns/oauth2/access_token, sns/oauth2/refresh_token,
 // sns/userinfo, cgi-bin/message/custom/send, cgi-bin/menu/create and the OAuth authorize page
 // /connect/oauth2/authorize, with WeChat's JSON answers and errcodes. Test knobs inject failures and
 // delays and read back what was sent. A Server and its knobs are safe for concurrent use.
@@ -54,18 +54,20 @@ type Server struct {
 	log *slog.Logger
 	mux *http.ServeMux
 
-	mu          sync.Mutex
-	tokens      map[string]*apiToken
-	tickets     map[string]time.Time
-	codes       map[string]*oauthCode
-	oauthTokens map[string]*oauthGrant // web-page access tokens
-	refreshes   map[string]*oauthGrant // refresh tokens
-	failNext    map[string]*failRule
-	delays      map[string]time.Duration
-	calls       map[string]int
-	callTimes   map[string][]time.Time // the last maxCallTimes arrivals per path
-	sent        []Message
-	menu        json.RawMessage
+	mu                         sync.Mutex
+	tokens                     map[string]*apiToken // every access token, of cgi-bin/token and cgi-bin/stable_token
+	stable                     string               // the current cgi-bin/stable_token token, if any
+	stableNormal, stableForced int
+	tickets                    map[string]time.Time
+	codes                      map[string]*oauthCode
+	oauthTokens                map[string]*oauthGrant // web-page access tokens
+	refreshes                  map[string]*oauthGrant // refresh tokens
+	failNext                   map[string]*failRule
+	delays                     map[string]time.Duration
+	calls                      map[string]int
+	callTimes                  map[string][]time.Time // the last maxCallTimes arrivals per path
+	sent                       []Message
+	menu                       json.RawMessage
 }
 
 type apiToken struct {
@@ -121,6 +123,7 @@ func New(cfg Config) *Server {
 		callTimes:   map[string][]time.Time{},
 	}
 	s.route("/cgi-bin/token", s.token)
+	s.route("/cgi-bin/stable_token", s.stableToken)
 	s.route("/cgi-bin/ticket/getticket", s.getTicket)
 	s.route("/sns/oauth2/access_token", s.oauthAccessToken)
 	s.route("/sns/oauth2/refresh_token", s.oauthRefresh)
@@ -276,6 +279,8 @@ func errmsg(code int) string {
 		return "missing code"
 	case 42001:
 		return "access_token expired"
+	case 43002:
+		return "require POST method"
 	case 43004:
 		return "require subscribe"
 	case 44002:
@@ -298,7 +303,7 @@ func (s *Server) now() time.Time { return s.cfg.Now() }
 
 func newSecret() string { return rand.Text() + rand.Text() }
 
-// checkApp validates appid and secret as cgi-bin/token and sns/oauth2 do.
+// checkApp validates appid and secret as cgi-bin/token, cgi-bin/stable_token and sns/oauth2 do.
 func (s *Server) checkApp(q url.Values, needSecret bool) (reply, bool) {
 	appid, secret := q.Get("appid"), q.Get("secret")
 	switch {
@@ -340,17 +345,10 @@ func (s *Server) token(r *http.Request) reply {
 	if rep, ok := s.checkApp(q, true); !ok {
 		return rep
 	}
-	tok := newSecret()
-	now := s.now()
 	s.mu.Lock()
-	for k, t := range s.tokens { // keep expired tokens a while, so that they answer 42001
-		if now.Sub(t.expiresAt) > s.cfg.TokenTTL {
-			delete(s.tokens, k)
-		}
-	}
-	s.tokens[tok] = &apiToken{expiresAt: now.Add(s.cfg.TokenTTL)}
+	tok := s.issueTokenLocked(s.now())
 	s.mu.Unlock()
-	return ok(map[string]any{"access_token": tok, "expires_in": int(s.cfg.TokenTTL / time.Second)})
+	return ok(tokenAnswer(tok, s.cfg.TokenTTL))
 }
 
 func (s *Server) getTicket(r *http.Request) reply {

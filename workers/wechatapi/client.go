@@ -71,10 +71,11 @@ type Config struct {
 
 // Stats are counters for status pages and metrics.
 type Stats struct {
-	TokenRefreshes  int       // successful cgi-bin/token calls
-	LastRefresh     time.Time // time of the last successful cgi-bin/token call
-	TicketRefreshes int       // successful cgi-bin/ticket/getticket calls
-	ForcedRefreshes int       // credentials dropped after an invalid-token errcode
+	TokenRefreshes    int       // successful cgi-bin/stable_token calls, forced ones included
+	LastRefresh       time.Time // time of the last successful cgi-bin/stable_token call
+	ForceRefreshCalls int       // successful cgi-bin/stable_token calls with force_refresh: true
+	TicketRefreshes   int       // successful cgi-bin/ticket/getticket calls
+	ForcedRefreshes   int       // credentials dropped after an invalid-token errcode
 }
 
 // Client talks to the WeChat API. It is safe for concurrent use.
@@ -166,7 +167,7 @@ type status struct {
 	ErrMsg  string `json:"errmsg"`
 }
 
-// call sends one request to endpoint (relative to the base, e.g. "cgi-bin/token"), checks the HTTP status
+// call sends one request to endpoint (relative to the base, e.g. "cgi-bin/stable_token"), checks the HTTP status
 // and the errcode, and decodes the JSON answer into out (when not nil). A non-nil body is sent as JSON.
 // Errors are *Error (errcode), *StatusError (HTTP status) or transport/decoding errors; none holds the URL.
 // Each call is counted by endpoint and outcome.
@@ -182,7 +183,11 @@ func (c *Client) call(ctx context.Context, method, endpoint string, query url.Va
 		}
 		rd = &buf
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+"/"+endpoint+"?"+query.Encode(), rd)
+	target := c.base + "/" + endpoint
+	if len(query) > 0 {
+		target += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
 	if err != nil {
 		return fmt.Errorf("%s: cannot build request (check BaseURL)", endpoint)
 	}

@@ -13,9 +13,11 @@ import (
 // credential is one cached, persisted, refreshed-one-at-a-time secret: the access token or the
 // jsapi_ticket.
 type credential struct {
-	kind  string
-	c     *Client
-	fetch func(ctx context.Context) (value string, ttl time.Duration, err error)
+	kind string
+	c    *Client
+	// fetch gets a new value; rejected is the value WeChat last called invalid ("" for a refresh due to
+	// age), which fetch must not answer again.
+	fetch func(ctx context.Context, rejected string) (value string, ttl time.Duration, err error)
 
 	mu         sync.Mutex
 	loaded     bool // the TokenCache was read
@@ -23,6 +25,7 @@ type credential struct {
 	expiresAt  time.Time
 	refreshAt  time.Time
 	lastForced time.Time
+	rejected   string  // the value drop dropped, for the next refresh to avoid
 	flight     *flight // the refresh under way, if any
 }
 
@@ -53,7 +56,8 @@ func (k *credential) get(ctx context.Context) (string, error) {
 	if f == nil {
 		f = &flight{done: make(chan struct{})}
 		k.flight = f
-		go k.refresh(context.WithoutCancel(ctx), f)
+		go k.refresh(context.WithoutCancel(ctx), f, k.rejected)
+		k.rejected = ""
 	}
 	k.mu.Unlock()
 	select {
@@ -79,11 +83,11 @@ func (k *credential) loadLocked() {
 	k.value, k.expiresAt, k.refreshAt = v, exp, exp.Add(-k.c.refreshAhead)
 }
 
-func (k *credential) refresh(ctx context.Context, f *flight) {
+func (k *credential) refresh(ctx context.Context, f *flight, rejected string) {
 	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 	defer cancel()
 	start := k.c.now()
-	value, ttl, err := k.fetch(ctx)
+	value, ttl, err := k.fetch(ctx, rejected)
 	var expiresAt time.Time
 	if err == nil {
 		expiresAt = start.Add(ttl)
@@ -121,9 +125,10 @@ func (k *credential) refresh(ctx context.Context, f *flight) {
 	close(f.done)
 }
 
-// drop forgets failed after WeChat called it invalid, so that the next get refreshes. It drops only if
-// failed is still the current value (another caller may have replaced it already) and answers whether
-// the caller may retry: false when a forced refresh happened less than MinForcedRefresh ago.
+// drop forgets failed after WeChat called it invalid, so that the next get refreshes (a forced refresh:
+// the next fetch is told that failed was rejected). It drops only if failed is still the current value
+// (another caller may have replaced it already) and answers whether the caller may retry: false when a
+// forced refresh happened less than MinForcedRefresh ago.
 func (k *credential) drop(failed string) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -136,6 +141,7 @@ func (k *credential) drop(failed string) bool {
 	}
 	k.lastForced = now
 	k.value, k.expiresAt, k.refreshAt = "", time.Time{}, time.Time{}
+	k.rejected = failed
 	k.c.count(func(s *Stats) { s.ForcedRefreshes++ })
 	k.c.metrics.forced.WithLabelValues(k.kind).Inc()
 	k.c.log.Warn("wechatapi: credential rejected, forcing a refresh", "kind", k.kind)
@@ -164,8 +170,8 @@ func (c *Client) withToken(ctx context.Context, fn func(token string) error) err
 	}
 }
 
-// AccessToken returns a valid access token, from memory, from the TokenCache or from cgi-bin/token, in
-// that order. It is refreshed RefreshAhead before expiry; concurrent callers share one refresh.
+// AccessToken returns a valid access token, from memory, from the TokenCache or from
+// cgi-bin/stable_token, in that order. It is refreshed RefreshAhead before expiry; concurrent callers share one refresh.
 func (c *Client) AccessToken(ctx context.Context) (string, error) {
 	tok, err := c.token.get(ctx)
 	if err != nil {
@@ -190,28 +196,53 @@ func (c *Client) InvalidateJSAPITicket(ticket string) bool {
 	return c.ticket.drop(ticket)
 }
 
-func (c *Client) fetchToken(ctx context.Context) (string, time.Duration, error) {
-	q := url.Values{
-		"grant_type": {"client_credential"},
-		"appid":      {c.appID},
-		"secret":     {c.appSecret},
+// stableTokenRequest is the body of cgi-bin/stable_token; force_refresh is left out in normal mode.
+type stableTokenRequest struct {
+	GrantType    string `json:"grant_type"`
+	AppID        string `json:"appid"`
+	Secret       string `json:"secret"`
+	ForceRefresh bool   `json:"force_refresh,omitempty"`
+}
+
+// fetchToken gets the access token from cgi-bin/stable_token. Normal mode answers the token WeChat holds
+// for the AppID (the same one every system sharing the AppID gets, with its remaining life), so it never
+// invalidates another system's token. After WeChat rejected a token, normal mode usually answers a newer
+// one (another system forced a refresh); only when it answers the rejected token again is a refresh
+// forced (force_refresh: true, which invalidates that token everywhere; WeChat allows 20 a day). drop's
+// rate limit bounds the forced calls to one per MinForcedRefresh.
+func (c *Client) fetchToken(ctx context.Context, rejected string) (string, time.Duration, error) {
+	tok, ttl, err := c.stableToken(ctx, false)
+	if err != nil || rejected == "" || tok != rejected {
+		return tok, ttl, err
 	}
+	c.log.Warn("wechatapi: stable_token answered the rejected access token, forcing a refresh")
+	return c.stableToken(ctx, true)
+}
+
+func (c *Client) stableToken(ctx context.Context, force bool) (string, time.Duration, error) {
+	req := stableTokenRequest{GrantType: "client_credential", AppID: c.appID, Secret: c.appSecret, ForceRefresh: force}
 	var out struct {
 		AccessToken string `json:"access_token"`
 		ExpiresIn   int    `json:"expires_in"`
 	}
-	if err := c.call(ctx, http.MethodGet, "cgi-bin/token", q, nil, &out); err != nil {
+	if err := c.call(ctx, http.MethodPost, "cgi-bin/stable_token", nil, req, &out); err != nil {
 		return "", 0, err
 	}
 	if out.AccessToken == "" {
-		return "", 0, errors.New("cgi-bin/token: answer without access_token")
+		return "", 0, errors.New("cgi-bin/stable_token: answer without access_token")
 	}
 	now := c.now()
-	c.count(func(s *Stats) { s.TokenRefreshes++; s.LastRefresh = now })
+	c.count(func(s *Stats) {
+		s.TokenRefreshes++
+		s.LastRefresh = now
+		if force {
+			s.ForceRefreshCalls++
+		}
+	})
 	return out.AccessToken, ttl(out.ExpiresIn), nil
 }
 
-func (c *Client) fetchTicket(ctx context.Context) (string, time.Duration, error) {
+func (c *Client) fetchTicket(ctx context.Context, _ string) (string, time.Duration, error) {
 	var out struct {
 		Ticket    string `json:"ticket"`
 		ExpiresIn int    `json:"expires_in"`

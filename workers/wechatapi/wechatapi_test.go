@@ -1,13 +1,16 @@
 package wechatapi_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +24,7 @@ const (
 	appID     = "wxtest0001"
 	appSecret = "s3cr3t-never-logged"
 
-	pathToken  = "/cgi-bin/token"
+	pathToken  = "/cgi-bin/stable_token"
 	pathTicket = "/cgi-bin/ticket/getticket"
 	pathSend   = "/cgi-bin/message/custom/send"
 )
@@ -85,15 +88,60 @@ type Env struct {
 	URL   string
 	Cache *Cache
 	Clock *Clock
+
+	mu        sync.Mutex
+	tokenReqs []TokenRequest
+}
+
+// TokenRequest is a cgi-bin/stable_token request as the fake received it.
+type TokenRequest struct {
+	Method, RawQuery, ContentType string
+	Body                          string
 }
 
 func MustEnv(tb testing.TB) *Env {
 	tb.Helper()
 	clock := &Clock{t: time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)}
 	fake := fakewechat.New(fakewechat.Config{AppID: appID, AppSecret: appSecret, Now: clock.Now})
-	srv := httptest.NewServer(fake)
+	e := &Env{Fake: fake, Cache: &Cache{}, Clock: clock}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == pathToken {
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			e.mu.Lock()
+			e.tokenReqs = append(e.tokenReqs, TokenRequest{r.Method, r.URL.RawQuery, r.Header.Get("Content-Type"), string(body)})
+			e.mu.Unlock()
+		}
+		fake.ServeHTTP(w, r)
+	}))
 	tb.Cleanup(srv.Close)
-	return &Env{Fake: fake, URL: srv.URL, Cache: &Cache{}, Clock: clock}
+	e.URL = srv.URL
+	return e
+}
+
+// TokenRequests returns the cgi-bin/stable_token requests received so far.
+func (e *Env) TokenRequests() []TokenRequest {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.tokenReqs)
+}
+
+// Forced reports whether a stable_token request body asks for force_refresh (and fails tb when the
+// body is not the documented JSON).
+func Forced(tb testing.TB, r TokenRequest) bool {
+	tb.Helper()
+	var body map[string]any
+	if err := json.Unmarshal([]byte(r.Body), &body); err != nil {
+		tb.Fatalf("stable_token body %q: %v", r.Body, err)
+	}
+	f, ok := body["force_refresh"]
+	if !ok {
+		return false
+	}
+	if f != true {
+		tb.Fatalf("force_refresh=%v in %q, want true or absent", f, r.Body)
+	}
+	return true
 }
 
 // MustClient returns a client of e; mods adjust its config.
@@ -350,13 +398,17 @@ func TestSendText(t *testing.T) {
 }
 
 func TestSendText_InvalidTokenRetried(t *testing.T) {
+	// When WeChat still holds the rejected token (an injected errcode), normal mode answers it again and
+	// the client forces a refresh; when WeChat has a newer one (revoked, expired), normal mode answers
+	// that and nothing is forced.
 	tests := []struct {
 		name   string
 		inject func(*fakewechat.Server)
+		forced bool
 	}{
-		{name: "40001", inject: func(f *fakewechat.Server) { f.FailNext(pathSend, 40001, 1) }},
-		{name: "40014", inject: func(f *fakewechat.Server) { f.FailNext(pathSend, 40014, 1) }},
-		{name: "42001", inject: func(f *fakewechat.Server) { f.FailNext(pathSend, 42001, 1) }},
+		{name: "40001", inject: func(f *fakewechat.Server) { f.FailNext(pathSend, 40001, 1) }, forced: true},
+		{name: "40014", inject: func(f *fakewechat.Server) { f.FailNext(pathSend, 40014, 1) }, forced: true},
+		{name: "42001", inject: func(f *fakewechat.Server) { f.FailNext(pathSend, 42001, 1) }, forced: true},
 		{name: "revoked", inject: (*fakewechat.Server).RevokeTokens},
 		{name: "expired", inject: (*fakewechat.Server).ExpireTokens},
 	}
@@ -373,8 +425,19 @@ func TestSendText_InvalidTokenRetried(t *testing.T) {
 			if err := c.SendText(ctx, "oUser", "hi"); err != nil {
 				t.Fatal(err)
 			}
-			if got, want := e.Fake.Calls(pathToken), 2; got != want {
-				t.Fatalf("token calls=%d, want %d", got, want)
+			wantNormal, wantForced := 2, 0
+			if tt.forced {
+				wantForced = 1
+			}
+			if n, f := e.Fake.StableTokenCalls(); n != wantNormal || f != wantForced {
+				t.Fatalf("stable_token calls (normal, forced)=(%d, %d), want (%d, %d)", n, f, wantNormal, wantForced)
+			}
+			reqs := e.TokenRequests()
+			if got, want := Forced(t, reqs[len(reqs)-1]), tt.forced; got != want {
+				t.Fatalf("last stable_token request forced=%v, want %v", got, want)
+			}
+			if got, want := c.Stats().ForceRefreshCalls, wantForced; got != want {
+				t.Fatalf("Stats.ForceRefreshCalls=%d, want %d", got, want)
 			}
 			if got, want := e.Fake.Calls(pathSend), 2; got != want {
 				t.Fatalf("send calls=%d, want %d", got, want)
@@ -401,6 +464,13 @@ func TestSendText_ForcedRefreshRateLimited(t *testing.T) {
 	if err := c.SendText(ctx, "oUser", "one"); err != nil {
 		t.Fatal(err)
 	}
+	if n, f := e.Fake.StableTokenCalls(); n != 2 || f != 1 {
+		t.Fatalf("stable_token calls (normal, forced)=(%d, %d), want (2, 1)", n, f)
+	}
+	reqs := e.TokenRequests()
+	if !Forced(t, reqs[2]) || Forced(t, reqs[0]) || Forced(t, reqs[1]) {
+		t.Fatalf("requests %+v, want only the third forced", reqs)
+	}
 	e.Clock.Add(10 * time.Second)
 	e.Fake.FailNext(pathSend, 40001, 1)
 	err := c.SendText(ctx, "oUser", "two")
@@ -410,7 +480,7 @@ func TestSendText_ForcedRefreshRateLimited(t *testing.T) {
 	if wechatapi.Permanent(err) {
 		t.Fatalf("err=%v is permanent, want transient", err)
 	}
-	if got, want := e.Fake.Calls(pathToken), 2; got != want {
+	if got, want := e.Fake.Calls(pathToken), 3; got != want {
 		t.Fatalf("token calls=%d, want %d (second forced refresh refused)", got, want)
 	}
 
@@ -420,8 +490,11 @@ func TestSendText_ForcedRefreshRateLimited(t *testing.T) {
 	if err := c.SendText(ctx, "oUser", "three"); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := e.Fake.Calls(pathToken), 3; got != want {
-		t.Fatalf("token calls=%d, want %d", got, want)
+	if n, f := e.Fake.StableTokenCalls(); n != 3 || f != 2 {
+		t.Fatalf("stable_token calls (normal, forced)=(%d, %d), want (3, 2)", n, f)
+	}
+	if got, want := c.Stats().ForceRefreshCalls, 2; got != want {
+		t.Fatalf("Stats.ForceRefreshCalls=%d, want %d", got, want)
 	}
 }
 
