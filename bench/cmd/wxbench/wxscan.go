@@ -101,7 +101,7 @@ func prepareStaff(ctx context.Context, a admin, server string, n int) ([]string,
 	var csv strings.Builder
 	csv.WriteString("employee_no,name,bind_code,can_scan\n")
 	for i := range n {
-		fmt.Fprintf(&csv, "WB%03d,bench %d,bc%03d,true\n", i, i, i)
+		fmt.Fprintf(&csv, "WB%03d,bench %d,bcode%03d,true\n", i, i, i)
 	}
 	if err := a.do(ctx, http.MethodPost, "/admin/users/import", "text/csv", []byte(csv.String()), nil); err != nil {
 		return nil, err
@@ -110,7 +110,7 @@ func prepareStaff(ctx context.Context, a admin, server string, n int) ([]string,
 	for i := range n {
 		openids[i] = fmt.Sprintf("oBenchStaff%03d", i)
 		p := &wechatsim.Phone{Server: server}
-		res, err := p.Bind(ctx, openids[i], fmt.Sprintf("WB%03d", i), fmt.Sprintf("bc%03d", i))
+		res, err := p.Bind(ctx, openids[i], fmt.Sprintf("WB%03d", i), fmt.Sprintf("bcode%03d", i))
 		if err != nil {
 			return nil, fmt.Errorf("bind %s: %w", openids[i], err)
 		}
