@@ -17,11 +17,18 @@ import (
 // EncodingAESKey, admin token) come only from the environment or a file
 // (--*-file flags), never from a flag value, and are never logged.
 type Config struct {
-	Addr              string
-	DataDir           string
-	NATSURL           string
-	NATSListen        string
-	NATSCreds         string
+	Addr       string
+	DataDir    string
+	NATSURL    string
+	NATSListen string
+	NATSCreds  string
+	// NATSToken is the embedded NATS's client token; empty: generated and
+	// kept in DATA_DIR/nats.token.
+	NATSToken string
+	// NATSSyncInterval is how often the embedded JetStream fsyncs;
+	// NATSSyncAlways fsyncs before every acknowledgement (WXSCAN_NATS_SYNC).
+	NATSSyncInterval  time.Duration
+	NATSSyncAlways    bool
 	Roles             []string
 	StreamReplicas    int
 	AppID             string
@@ -44,17 +51,18 @@ type Config struct {
 // DefaultConfig returns the defaults of SPEC §3.
 func DefaultConfig() Config {
 	return Config{
-		Addr:           ":8080",
-		DataDir:        "./data",
-		NATSListen:     "127.0.0.1:4222",
-		Roles:          []string{"callback", "workers"},
-		APIBase:        "https://api.weixin.qq.com",
-		OAuthBase:      "https://open.weixin.qq.com",
-		OAuthScope:     "snsapi_base",
-		MaxSkew:        300 * time.Second,
-		LogLevel:       "info",
-		LogFormat:      "json",
-		StreamReplicas: 1,
+		Addr:             ":8080",
+		DataDir:          "./data",
+		NATSListen:       "127.0.0.1:4222",
+		NATSSyncInterval: time.Second,
+		Roles:            []string{"callback", "workers"},
+		APIBase:          "https://api.weixin.qq.com",
+		OAuthBase:        "https://open.weixin.qq.com",
+		OAuthScope:       "snsapi_base",
+		MaxSkew:          300 * time.Second,
+		LogLevel:         "info",
+		LogFormat:        "json",
+		StreamReplicas:   1,
 	}
 }
 
@@ -123,6 +131,12 @@ func (c *Config) bind(fs *flag.FlagSet, getenv env) *[]func() error {
 	str(&c.NATSURL, "nats-url", "WXSCAN_NATS_URL", "external NATS URL(s); empty runs an embedded server")
 	str(&c.NATSListen, "nats-listen", "WXSCAN_NATS_LISTEN", "embedded NATS listen address, or off")
 	str(&c.NATSCreds, "nats-creds", "WXSCAN_NATS_CREDS", "NATS credentials file for an external NATS")
+	secret(&c.NATSToken, "nats-token", "WXSCAN_NATS_TOKEN", "the embedded NATS's client token")
+	natsSync := c.NATSSyncInterval.String()
+	if c.NATSSyncAlways {
+		natsSync = "always"
+	}
+	str(&natsSync, "nats-sync", "WXSCAN_NATS_SYNC", "embedded JetStream fsync interval, or always")
 	roles := strings.Join(c.Roles, ",")
 	str(&roles, "roles", "WXSCAN_ROLES", "roles this process runs: callback, workers")
 	replicas := strconv.Itoa(c.StreamReplicas)
@@ -160,6 +174,9 @@ func (c *Config) bind(fs *flag.FlagSet, getenv env) *[]func() error {
 			return fmt.Errorf("WXSCAN_MAX_SKEW: %q is not a duration like 300s", skew)
 		}
 		c.MaxSkew = d
+		if c.NATSSyncInterval, c.NATSSyncAlways, err = parseNATSSync(natsSync); err != nil {
+			return err
+		}
 		return nil
 	})
 	return &post
@@ -221,6 +238,9 @@ func (c Config) Validate() error {
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
 		errs = append(errs, fmt.Errorf("WXSCAN_STREAM_REPLICAS: %d is not between 1 and 5", c.StreamReplicas))
 	}
+	if c.NATSToken != "" && !validNATSToken(c.NATSToken) {
+		errs = append(errs, errors.New("WXSCAN_NATS_TOKEN: use at least 16 characters, only letters, digits and - . _ ~"))
+	}
 	if c.NATSURL == "" && c.DataDir == "" {
 		errs = append(errs, errors.New("WXSCAN_DATA_DIR is required for the embedded NATS server"))
 	}
@@ -243,4 +263,31 @@ func validAESKey(k string) bool {
 	}
 	b, err := base64.StdEncoding.DecodeString(k + "=")
 	return err == nil && len(b) == 32
+}
+
+// parseNATSSync reads WXSCAN_NATS_SYNC: a positive duration, or "always"
+// (fsync before every acknowledgement; the interval then stays 1 s for
+// what nats-server syncs on its own).
+func parseNATSSync(s string) (interval time.Duration, always bool, err error) {
+	if strings.TrimSpace(s) == "always" {
+		return time.Second, true, nil
+	}
+	d, err := parseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, false, fmt.Errorf("WXSCAN_NATS_SYNC: %q is not a positive duration like 1s, or always", s)
+	}
+	return d, false, nil
+}
+
+// validNATSToken accepts tokens that go into a nats:// URL as they are.
+func validNATSToken(t string) bool {
+	if len(t) < 16 {
+		return false
+	}
+	for _, c := range t {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-._~", c)) {
+			return false
+		}
+	}
+	return true
 }

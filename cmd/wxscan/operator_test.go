@@ -91,10 +91,10 @@ func TestOperatorCLI(t *testing.T) {
 				e.MustScan(t, "ST0001", "oA", "E001", "EAN_13", "6901234567892", "A-01", "ev2")
 				e.MustScan(t, "ST0001", "oB", "E002", "QR_CODE", "X1", "B-02", "ev3")
 			},
-			want: "stocktake_id,employee_no,openid,code_type,code,location,qty,scanned_at,event_id\n" +
-				"ST0001,E001,oA,EAN_13,6901234567892,A-01,1,2025-03-01T02:00:00Z,ev1\n" +
-				"ST0001,E001,oA,EAN_13,6901234567892,A-01,1,2025-03-01T02:00:00Z,ev2\n" +
-				"ST0001,E002,oB,QR_CODE,X1,B-02,1,2025-03-01T02:00:00Z,ev3\n"},
+			want: "stocktake_id,employee_no,openid,code_type,code,location,qty,scanned_at,event_id,sku,name\n" +
+				"ST0001,E001,oA,EAN_13,6901234567892,A-01,1,2025-03-01T10:00:00+08:00,ev1,6901234567892,\n" +
+				"ST0001,E001,oA,EAN_13,6901234567892,A-01,1,2025-03-01T10:00:00+08:00,ev2,6901234567892,\n" +
+				"ST0001,E002,oB,QR_CODE,X1,B-02,1,2025-03-01T10:00:00+08:00,ev3,X1,\n"},
 		{name: "scans export summary, flags after", args: []string{"scans", "export", "--stocktake", "ST0001", "--summary"},
 			want: "location,code,qty\nA-01,6901234567892,2\nB-02,X1,1\n"},
 		{name: "scans export summary json", args: []string{"scans", "--summary", "export", "--stocktake=ST0001", "--format", "json"},

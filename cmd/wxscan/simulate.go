@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -150,6 +151,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	openids := fs.String("openids", "", "comma-separated senders, round robin (e.g. bound staff); default: a new openid per push")
 	roles := fs.String("roles", "callback,workers", "self-hosted: the roles to run (the default shape; with workers, scans are recorded, with a fake WeChat API)")
+	natsSync := fs.String("nats-sync", cmp.Or(getenv("WXSCAN_NATS_SYNC"), "1s"), "self-hosted: how often the embedded JetStream fsyncs, or always (WXSCAN_NATS_SYNC)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -182,7 +184,11 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 			rl = append(rl, r)
 		}
 	}
-	res, err := selfLoad(ctx, f.mode, lc, rl, stderr)
+	interval, always, err := parseNATSSync(*natsSync)
+	if err != nil {
+		return err
+	}
+	res, err := selfLoad(ctx, f.mode, lc, rl, func(c *Config) { c.NATSSyncInterval, c.NATSSyncAlways = interval, always }, stderr)
 	if err != nil {
 		return err
 	}
@@ -201,7 +207,7 @@ const loadStaff = 64
 // temporary directory, the given roles; with the workers, a fake WeChat API
 // and bound staff with an open stocktake) and runs wechatsim.RunSelfLoad
 // against it.
-func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles []string, stderr io.Writer) (wechatsim.SelfLoad, error) {
+func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles []string, set func(*Config), stderr io.Writer) (wechatsim.SelfLoad, error) {
 	dir, err := os.MkdirTemp("", "wxscan-load-")
 	if err != nil {
 		return wechatsim.SelfLoad{}, err
@@ -213,6 +219,7 @@ func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles [
 	m := NewMain()
 	c := &m.Config
 	c.Addr, c.DataDir, c.NATSListen, c.Roles = "127.0.0.1:0", dir, "off", roles
+	set(c)
 	c.AppID, c.Token, c.AESKey, c.AppSecret = appid, token, aesKey, "load-secret"
 	c.PublicURL = "http://127.0.0.1"
 	m.Logger = log

@@ -52,6 +52,10 @@ type Config struct {
 	Durable string
 	Now     func() time.Time
 	Logger  *slog.Logger
+
+	// Location is the account's time zone (WXSCAN_TIMEZONE), for the times
+	// in exports; default Asia/Shanghai.
+	Location *time.Location
 }
 
 // New returns the admin API. It serves full paths under /admin/ (mount it
@@ -64,6 +68,9 @@ func New(cfg Config) http.Handler {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Location == nil {
+		cfg.Location = shanghai
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -101,6 +108,7 @@ func (s *server) routes() {
 		"POST /admin/dlq/replay":            s.replayAll,
 		"POST /admin/dlq/{id}/replay":       s.replayOne,
 		"GET /admin/status":                 s.status,
+		"GET /admin/backup":                 s.backup,
 	} {
 		s.mux.Handle(pattern, h.serve(s))
 	}

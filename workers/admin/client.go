@@ -101,7 +101,7 @@ func (c *Client) Stocktakes(ctx context.Context) ([]Stocktake, error) {
 
 // ExportOptions chooses what ExportScans asks for.
 type ExportOptions struct {
-	// Format is "csv" (the default when empty) or "json".
+	// Format is "csv" (the default when empty), "json" or "xlsx".
 	Format string
 	// Summary asks for the total per location and code instead of the scans.
 	Summary bool
@@ -125,7 +125,7 @@ func (o ExportOptions) query() url.Values {
 // after the first byte was written means w holds a truncated export.
 func (c *Client) ExportScans(ctx context.Context, id string, opts ExportOptions, w io.Writer) error {
 	resp, err := c.do(ctx, http.MethodGet, "/admin/stocktakes/"+url.PathEscape(id)+"/scans?"+opts.query().Encode(), "", nil,
-		"text/csv", "application/json")
+		"text/csv", "application/json", FormatXLSX.ContentType())
 	if err != nil {
 		return err
 	}

@@ -99,7 +99,7 @@ func TestClient(t *testing.T) {
 		t.Fatalf("a failed export wrote %q", buf.String())
 	}
 	err = c.ExportScans(ctx, "ST0001", admin.ExportOptions{Format: "xml"}, &buf)
-	apiError(t, err, http.StatusBadRequest, `format "xml": want csv or json`)
+	apiError(t, err, http.StatusBadRequest, `format "xml": want csv, json or xlsx`)
 
 	closed, err := c.CloseStocktake(ctx, "ST0001")
 	if err != nil {

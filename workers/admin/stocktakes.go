@@ -1,15 +1,10 @@
 package admin
 
 import (
-	"bufio"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/wxscan/wxscan/store"
 )
@@ -22,11 +17,27 @@ func stocktakeOf(st store.Stocktake) Stocktake {
 	return Stocktake{Stocktake: st, State: state}
 }
 
-// ScanColumns are the columns of a scans export, in order.
-var ScanColumns = []string{"stocktake_id", "employee_no", "openid", "code_type", "code", "location", "qty", "scanned_at", "event_id"}
+// scanFields are the columns of a scans export, in order.
+var scanFields = []Field[store.Scan]{
+	{ExportColumn{"stocktake_id", TextCell}, func(s store.Scan) any { return s.StocktakeID }},
+	{ExportColumn{"employee_no", TextCell}, func(s store.Scan) any { return s.EmployeeNo }},
+	{ExportColumn{"openid", TextCell}, func(s store.Scan) any { return s.OpenID }},
+	{ExportColumn{"code_type", TextCell}, func(s store.Scan) any { return s.CodeType }},
+	{ExportColumn{"code", TextCell}, func(s store.Scan) any { return s.Code }},
+	{ExportColumn{"location", TextCell}, func(s store.Scan) any { return s.Location }},
+	{ExportColumn{"qty", NumberCell}, func(s store.Scan) any { return s.Qty }},
+	{ExportColumn{"scanned_at", TimeCell}, func(s store.Scan) any { return s.ScannedAt }},
+	{ExportColumn{"event_id", TextCell}, func(s store.Scan) any { return s.EventID }},
+	{ExportColumn{"sku", TextCell}, func(s store.Scan) any { return s.SKU }},
+	{ExportColumn{"name", TextCell}, func(s store.Scan) any { return s.Name }},
+}
 
-// SummaryColumns are the columns of a summary export, in order.
-var SummaryColumns = []string{"location", "code", "qty"}
+// summaryFields are the columns of a summary export, in order.
+var summaryFields = []Field[store.SummaryRow]{
+	{ExportColumn{"location", TextCell}, func(r store.SummaryRow) any { return r.Location }},
+	{ExportColumn{"code", TextCell}, func(r store.SummaryRow) any { return r.Code }},
+	{ExportColumn{"qty", NumberCell}, func(r store.SummaryRow) any { return r.Qty }},
+}
 
 // openStocktake is POST /admin/stocktakes {"name":"..."}: 201 and the new
 // stocktake, 409 while another is open.
@@ -85,20 +96,16 @@ func (s *server) closeStocktake(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// exportScans is GET /admin/stocktakes/{id}/scans?format=csv|json&summary=1.
-// CSV (the default) has a header row of ScanColumns (SummaryColumns with
-// summary); JSON is an array of objects with the same keys. Scans are
-// streamed, never held in memory as a whole. A failure after the first byte
-// cuts the answer short (and is logged): the client sees a truncated body.
+// exportScans is GET /admin/stocktakes/{id}/scans?format=csv|json|xlsx&summary=1:
+// the stocktake's scans (the columns of scanFields), or with summary the
+// total per location and code (summaryFields), written by serveTable.
+// Scans are streamed, never held in memory as a whole.
 func (s *server) exportScans(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	q := r.URL.Query()
-	format := strings.ToLower(q.Get("format"))
-	if format == "" {
-		format = "csv"
-	}
-	if format != "csv" && format != "json" {
-		return errorf(http.StatusBadRequest, "format %q: want csv or json", q.Get("format"))
+	format, err := ParseFormat(q.Get("format"))
+	if err != nil {
+		return err
 	}
 	summary := false
 	if v := q.Get("summary"); v != "" {
@@ -114,119 +121,25 @@ func (s *server) exportScans(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-
-	name := id + "-scans"
-	var rows []store.SummaryRow
 	if summary {
-		name = id + "-summary"
-		var err error
-		if rows, err = s.cfg.DB.Summary(id); err != nil {
+		rows, err := s.cfg.DB.Summary(id)
+		if err != nil {
 			return err
 		}
-	}
-	if format == "csv" {
-		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	} else {
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	}
-	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`.`+format+`"`)
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-
-	bw := bufio.NewWriterSize(w, 32<<10)
-	var err error
-	switch {
-	case summary && format == "csv":
-		err = writeSummaryCSV(bw, rows)
-	case summary:
-		err = writeJSONArray(bw, func(yield func(any) error) error {
+		return s.serveTable(w, id+"-summary", format, Columns(summaryFields), func(tw *TableWriter) error {
+			buf := make([]any, len(summaryFields))
 			for _, row := range rows {
-				if err := yield(row); err != nil {
+				if err := WriteRecord(tw, summaryFields, row, buf); err != nil {
 					return err
 				}
 			}
 			return nil
 		})
-	case format == "csv":
-		err = s.writeScansCSV(bw, id)
-	default:
-		err = writeJSONArray(bw, func(yield func(any) error) error {
-			return s.cfg.DB.EachScan(id, func(sc store.Scan) error { return yield(sc) })
+	}
+	return s.serveTable(w, id+"-scans", format, Columns(scanFields), func(tw *TableWriter) error {
+		buf := make([]any, len(scanFields))
+		return s.cfg.DB.EachScan(id, func(sc store.Scan) error {
+			return WriteRecord(tw, scanFields, sc, buf)
 		})
-	}
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err != nil {
-		s.cfg.Logger.Warn("admin export cut short", "stocktake", id, "err", err)
-	}
-	return nil
-}
-
-func (s *server) writeScansCSV(w io.Writer, id string) error {
-	cw := csv.NewWriter(w)
-	if err := cw.Write(ScanColumns); err != nil {
-		return err
-	}
-	rec := make([]string, len(ScanColumns))
-	err := s.cfg.DB.EachScan(id, func(sc store.Scan) error {
-		rec[0], rec[1], rec[2], rec[3], rec[4] = sc.StocktakeID, sc.EmployeeNo, sc.OpenID, sc.CodeType, sc.Code
-		rec[5], rec[6], rec[7], rec[8] = sc.Location, strconv.Itoa(sc.Qty), sc.ScannedAt.UTC().Format(time.RFC3339), sc.EventID
-		if err := cw.Write(rec); err != nil {
-			return err
-		}
-		return nil
 	})
-	cw.Flush()
-	if err != nil {
-		return err
-	}
-	return cw.Error()
-}
-
-func writeSummaryCSV(w io.Writer, rows []store.SummaryRow) error {
-	cw := csv.NewWriter(w)
-	if err := cw.Write(SummaryColumns); err != nil {
-		return err
-	}
-	for _, row := range rows {
-		if err := cw.Write([]string{row.Location, row.Code, strconv.Itoa(row.Qty)}); err != nil {
-			return err
-		}
-	}
-	cw.Flush()
-	return cw.Error()
-}
-
-// writeJSONArray writes the values each yields as one JSON array, one value
-// per line.
-func writeJSONArray(w io.Writer, each func(yield func(any) error) error) error {
-	if _, err := io.WriteString(w, "["); err != nil {
-		return err
-	}
-	first := true
-	err := each(func(v any) error {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		sep := ",\n"
-		if first {
-			sep, first = "\n", false
-		}
-		if _, err := io.WriteString(w, sep); err != nil {
-			return err
-		}
-		_, err = w.Write(b)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	end := "]\n"
-	if !first {
-		end = "\n]\n"
-	}
-	_, err = io.WriteString(w, end)
-	return err
 }

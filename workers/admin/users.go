@@ -1,23 +1,29 @@
 package admin
 
 import (
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/wxscan/wxscan/store"
 )
 
-// staffColumns are the columns of a staff directory CSV, in any order.
-var staffColumns = []string{"employee_no", "name", "bind_code", "can_scan"}
+// StaffColumns are the columns of a staff directory import, in any order.
+var StaffColumns = []ImportColumn{
+	{Name: "employee_no", MaxBytes: MaxKeyBytes},
+	{Name: "name", MaxBytes: MaxNameBytes},
+	{Name: "bind_code", MaxBytes: MaxKeyBytes},
+	{Name: "can_scan", MaxBytes: MaxKeyBytes},
+}
 
-// importUsers is POST /admin/users/import: the body is a staff directory CSV,
-// imported all or nothing. It answers {"added":N,"updated":M}.
+// importUsers is POST /admin/users/import: the body is a staff directory,
+// CSV or XLSX (see ParseStaff), imported all or nothing. It answers
+// {"added":N,"updated":M}.
 func (s *server) importUsers(w http.ResponseWriter, r *http.Request) error {
-	rows, err := ParseStaffCSV(http.MaxBytesReader(w, r.Body, MaxImportBytes))
+	rows, err := ParseStaff(http.MaxBytesReader(w, r.Body, MaxImportBytes))
 	if err != nil {
 		return err
 	}
@@ -32,103 +38,49 @@ func (s *server) importUsers(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// ParseStaffCSV reads a staff directory: a header row naming exactly the
-// columns employee_no, name, bind_code and can_scan (in any order), then one
-// row per person. Fields are trimmed, a UTF-8 BOM is skipped and blank lines
-// are ignored. can_scan accepts true/false, 1/0, yes/no, y/n and 是/否 (any
-// case); empty means false. The first bad row fails the whole file with a 400
-// error naming its line ("line 4: bind_code is empty"): a missing
-// employee_no or bind_code, a bad can_scan, a wrong number of fields, or an
-// employee_no already seen in the file. An over-long body fails with a
-// *http.MaxBytesError (413).
-func ParseStaffCSV(body io.Reader) ([]store.Staff, error) {
-	cr := csv.NewReader(body)
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = true
-	header, err := cr.Read()
-	if errors.Is(err, io.EOF) {
-		return nil, errorf(http.StatusBadRequest, "empty file: want a header row %s", strings.Join(staffColumns, ","))
-	}
-	if err != nil {
-		return nil, csvError(err)
-	}
-	col := map[string]int{}
-	for i, name := range header {
-		if i == 0 {
-			name = strings.TrimPrefix(name, "\ufeff")
-		}
-		name = strings.ToLower(strings.TrimSpace(name))
-		if !isStaffColumn(name) {
-			return nil, errorf(http.StatusBadRequest, "line %d: unknown column %q: want the header %s", headerLine(cr), name, strings.Join(staffColumns, ","))
-		}
-		if _, dup := col[name]; dup {
-			return nil, errorf(http.StatusBadRequest, "line %d: column %s appears twice", headerLine(cr), name)
-		}
-		col[name] = i
-	}
-	for _, name := range staffColumns {
-		if _, ok := col[name]; !ok {
-			return nil, errorf(http.StatusBadRequest, "line %d: column %s is missing: want the header %s", headerLine(cr), name, strings.Join(staffColumns, ","))
-		}
-	}
+// ParseStaff reads a staff directory, CSV or XLSX as ReadTable reads it,
+// with the header columns StaffColumns: employee_no, name, bind_code and
+// can_scan. can_scan accepts true/false, 1/0, yes/no, y/n and 是/否 (any
+// case); empty means false. The first bad row fails the whole file with a
+// 400 error wrapping a *LineError ("line 4: bind_code is empty"): an empty
+// employee_no, a bind_code empty or shorter than store.MinBindCodeLen, a bad
+// can_scan, a value over its length limit, or an employee_no already seen
+// in the file. An over-long body fails with a *http.MaxBytesError (413).
+func ParseStaff(body io.Reader) ([]store.Staff, error) {
 	var rows []store.Staff
 	seen := map[string]int{} // employee_no → line
-	for {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			return rows, nil
-		}
-		if err != nil {
-			return nil, csvError(err)
-		}
-		line, _ := cr.FieldPos(0)
-		if len(rec) != len(header) {
-			return nil, errorf(http.StatusBadRequest, "line %d: %d fields, want %d", line, len(rec), len(header))
-		}
-		field := func(name string) string { return strings.TrimSpace(rec[col[name]]) }
-		st := store.Staff{EmployeeNo: field("employee_no"), Name: field("name"), BindCode: field("bind_code")}
+	err := ReadTable(body, StaffColumns, func(row Row) error {
+		st := store.Staff{EmployeeNo: row.Get("employee_no"), Name: row.Get("name"), BindCode: row.Get("bind_code")}
 		if st.EmployeeNo == "" {
-			return nil, errorf(http.StatusBadRequest, "line %d: employee_no is empty", line)
+			return lineErrorf(row.Line, "employee_no is empty")
 		}
-		if st.BindCode == "" {
-			return nil, errorf(http.StatusBadRequest, "line %d: bind_code is empty", line)
+		switch n := utf8.RuneCountInString(st.BindCode); {
+		case n == 0:
+			return lineErrorf(row.Line, "bind_code is empty")
+		case n < store.MinBindCodeLen:
+			return lineErrorf(row.Line, "bind_code must be at least %d characters", store.MinBindCodeLen)
 		}
-		if st.CanScan, err = parseBool(field("can_scan")); err != nil {
-			return nil, errorf(http.StatusBadRequest, "line %d: can_scan %q: want true/false, 1/0, yes/no, y/n or 是/否", line, field("can_scan"))
+		var err error
+		if st.CanScan, err = parseBool(row.Get("can_scan")); err != nil {
+			return lineErrorf(row.Line, "can_scan %q: want true/false, 1/0, yes/no, y/n or 是/否", row.Get("can_scan"))
 		}
 		if first, dup := seen[st.EmployeeNo]; dup {
-			return nil, errorf(http.StatusBadRequest, "line %d: employee_no %s repeats line %d", line, st.EmployeeNo, first)
+			return lineErrorf(row.Line, "employee_no %s repeats line %d", st.EmployeeNo, first)
 		}
-		seen[st.EmployeeNo] = line
+		seen[st.EmployeeNo] = row.Line
 		rows = append(rows, st)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return rows, nil
 }
 
-func isStaffColumn(name string) bool {
-	for _, c := range staffColumns {
-		if c == name {
-			return true
-		}
-	}
-	return false
-}
-
-// headerLine is the line the header row started on (1 unless blank lines
-// precede it).
-func headerLine(cr *csv.Reader) int {
-	line, _ := cr.FieldPos(0)
-	return line
-}
-
-// csvError turns a CSV syntax error into a 400 naming its line; other read
-// errors (a body over the limit, a broken connection) pass through.
-func csvError(err error) error {
-	var pe *csv.ParseError
-	if errors.As(err, &pe) {
-		return &apiError{code: http.StatusBadRequest, msg: fmt.Sprintf("line %d: %v", pe.Line, pe.Err), err: err}
-	}
-	return err
-}
+// ParseStaffCSV is ParseStaff, which reads XLSX too.
+//
+// Deprecated: use ParseStaff.
+func ParseStaffCSV(body io.Reader) ([]store.Staff, error) { return ParseStaff(body) }
 
 // parseBool reads can_scan.
 func parseBool(v string) (bool, error) {
