@@ -75,7 +75,7 @@ func newBench(ctx context.Context, cfg *config, log io.Writer) (*bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := wxscanEnv(cfg, addr, natsAddr, "http://"+fakeAddr)
+	env := append(wxscanEnv(cfg, addr, natsAddr, "http://"+fakeAddr), cfg.wxscanEnv...)
 	if cfg.profileDir != "" {
 		env = append(env, "WXBENCH_PROFILE_DIR="+cfg.profileDir)
 	}
@@ -236,7 +236,16 @@ func (b *bench) runAll(ctx context.Context) (results, error) {
 						return res, err
 					}
 				}
+				if t == "wxscan" {
+					b.profile(true)
+				}
 				m := fixedRate(ctx, b.urls[t], reqs, cfg.rate, 256)
+				if t == "wxscan" {
+					b.profile(false)
+					if cfg.profileDir != "" {
+						b.nameProfile(fmt.Sprintf("%s-%s-fixed", s.kind, s.mode))
+					}
+				}
 				r := runResult{Scenario: s, Target: t, M: m}
 				if t == "wxscan" {
 					b.check(ctx, &r, before, n)

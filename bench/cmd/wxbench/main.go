@@ -39,6 +39,7 @@ type config struct {
 	staff                           int
 	profileDir                      string
 	keep                            bool
+	wxscanEnv                       []string
 	token, aesKey, appID, appSecret string
 	adminToken, natsToken           string
 }
@@ -73,9 +74,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&cfg.rate, "rate", 2000, "fixed-rate run: requests/s (0 skips it)")
 	fs.DurationVar(&cfg.rateDuration, "rate-duration", 10*time.Second, "length of each fixed-rate run")
 	fs.IntVar(&cfg.staff, "staff", 64, "bound staff members the scan events come from")
-	fs.StringVar(&cfg.profileDir, "cpuprofile", "", "write wxscan's CPU and allocation profiles of each wrk run into this directory")
+	fs.StringVar(&cfg.profileDir, "cpuprofile", "", "write wxscan's CPU and allocation profiles of each wrk and fixed-rate run into this directory")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (logs, request files)")
 	fs.StringVar(&cfg.wrk, "wrk", "wrk", "the wrk binary")
+	fs.Func("wxscan-env", "KEY=VALUE added to wxscan's environment, e.g. WXSCAN_NATS_SYNC=always (repeatable; default: the default shape)", func(v string) error {
+		if k, _, ok := strings.Cut(v, "="); !ok || !strings.HasPrefix(k, "WXSCAN_") {
+			return fmt.Errorf("want WXSCAN_NAME=VALUE")
+		}
+		cfg.wxscanEnv = append(cfg.wxscanEnv, v)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
