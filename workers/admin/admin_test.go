@@ -254,7 +254,7 @@ func TestAdminStocktakes(t *testing.T) {
 		wantErr  string // part of the error message
 	}{
 		{name: "open", method: "POST", path: "/admin/stocktakes", body: `{"name":"March count"}`, wantCode: http.StatusCreated},
-		{name: "open while open", method: "POST", path: "/admin/stocktakes", body: `{"name":"second"}`, wantCode: http.StatusConflict, wantErr: `ST0001 "March count" is already open`},
+		{name: "open while open", method: "POST", path: "/admin/stocktakes", body: `{"name":"second"}`, wantCode: http.StatusConflict, wantErr: `ST0001 (March count) is open and covers every location`},
 		{name: "open empty name", method: "POST", path: "/admin/stocktakes", body: `{"name":"  "}`, wantCode: http.StatusBadRequest, wantErr: "name is empty"},
 		{name: "open bad json", method: "POST", path: "/admin/stocktakes", body: `{`, wantCode: http.StatusBadRequest},
 		{name: "close unknown", method: "POST", path: "/admin/stocktakes/ST0099/close", wantCode: http.StatusNotFound, wantErr: "stocktake ST0099 not found"},

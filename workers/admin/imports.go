@@ -1,7 +1,9 @@
 package admin
 
 import (
+	"errors"
 	"io"
+	"net/http"
 	"strconv"
 
 	"github.com/wxscan/wxscan/store"
@@ -129,4 +131,36 @@ func isDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// importItems is POST /admin/items/import: the body is an item master, CSV
+// or XLSX (see ParseItems), imported all or nothing. It answers
+// {"added":N,"updated":M}.
+func (s *server) importItems(w http.ResponseWriter, r *http.Request) error {
+	res, err := ImportItems(s.cfg.DB, http.MaxBytesReader(w, r.Body, MaxImportBytes))
+	if err != nil {
+		return err
+	}
+	s.cfg.Logger.Info("admin imported items", "added", res.Added, "updated", res.Updated)
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// ImportItems reads an item master file with ParseItems and imports it, all
+// or nothing: what POST /admin/items/import does and what the console's
+// form calls. A bad row is a 400 answer naming its line, and nothing of the
+// file is imported.
+func ImportItems(db *store.DB, body io.Reader) (ImportResult, error) {
+	rows, err := ParseItems(body)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	added, updated, err := db.ImportItems(rows)
+	if errors.Is(err, store.ErrInvalid) {
+		return ImportResult{}, explain(err, "%s", storeMessage(err, store.ErrInvalid))
+	}
+	if err != nil {
+		return ImportResult{}, err
+	}
+	return ImportResult{Added: added, Updated: updated}, nil
 }
