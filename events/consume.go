@@ -70,10 +70,38 @@ const (
 // DefaultDurable is the name of the workers' durable consumer on WECHAT.
 const DefaultDurable = "workers"
 
+// workerKinds are the pushes the workers act on (workers.Service.apply), as
+// the tails of their subjects after "wechat.<appid>.": text messages,
+// subscribe and unsubscribe, and the two scan-code events. Event names are
+// lower case in subjects (see Event.Subject).
+var workerKinds = [...]string{
+	"msg.text",
+	"event.subscribe",
+	"event.unsubscribe",
+	"event.scancode_push",
+	"event.scancode_waitmsg",
+}
+
+// WorkerSubjects returns the WECHAT subjects of account appid that the
+// workers act on: the filter of their durable consumer. Everything else
+// (LOCATION, VIEW, CLICK, images, ...) is stored in WECHAT for other
+// consumers but never delivered to the workers, so it costs them nothing and
+// does not count in their lag. The result is a new slice on each call.
+func WorkerSubjects(appid string) []string {
+	out := make([]string, len(workerKinds))
+	for i, k := range workerKinds {
+		out[i] = "wechat." + token(appid) + "." + k
+	}
+	return out
+}
+
 // ConsumerConfig configures a durable pull consumer on WECHAT.
 type ConsumerConfig struct {
 	// Durable is the consumer's name; default DefaultDurable.
 	Durable string
+	// Subjects are the WECHAT subjects delivered to the consumer; default
+	// WorkerSubjects of the bus's AppID.
+	Subjects []string
 	// MaxDeliver is how many attempts an event gets before it is
 	// dead-lettered; default 12.
 	MaxDeliver int
@@ -108,7 +136,10 @@ type Consumer struct {
 }
 
 // Consume creates or updates the durable consumer and runs h on batches
-// of events until ctx ends or Stop is called. The one switch in deliver
+// of events until ctx ends or Stop is called. An existing consumer of the
+// same name is updated in place to cfg.Subjects (a consumer made by an
+// earlier version without that filter keeps its position and acks; events
+// outside the filter that it had not yet delivered are skipped). The one switch in deliver
 // maps outcomes to JetStream: nil → Ack; Permanent or too many attempts →
 // WECHAT_DLQ then Term; anything else → NakWithDelay.
 func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h BatchHandler) (*Consumer, error) {
@@ -130,14 +161,17 @@ func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h BatchHandler) (
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if len(cfg.Subjects) == 0 {
+		cfg.Subjects = WorkerSubjects(b.opts.AppID)
+	}
 	cons, err := b.js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
-		Durable:       cfg.Durable,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		MaxDeliver:    -1, // enforced in deliver, so that nothing is dropped unrecorded
-		FilterSubject: "wechat." + token(b.opts.AppID) + ".>",
-		MaxAckPending: 4 * cfg.BatchSize,
-		Replicas:      b.opts.Replicas,
+		Durable:        cfg.Durable,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        cfg.AckWait,
+		MaxDeliver:     -1, // enforced in deliver, so that nothing is dropped unrecorded
+		FilterSubjects: cfg.Subjects,
+		MaxAckPending:  4 * cfg.BatchSize,
+		Replicas:       b.opts.Replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("events: create consumer %s: %w", cfg.Durable, err)
