@@ -107,6 +107,9 @@ type wechatHandler struct {
 	log         *slog.Logger
 	metrics     *Metrics
 	pub         Publisher
+	// replays refuses a plaintext or compatible-mode body replayed with
+	// another request's timestamp and nonce.
+	replays *replayGuard
 }
 
 // NewWeChatHandler returns the WeChat endpoint of SPEC §4 at CallbackPath:
@@ -175,6 +178,7 @@ func NewWeChatHandler(cfg Config, pub Publisher) (http.Handler, error) {
 	if h.now == nil {
 		h.now = time.Now
 	}
+	h.replays = newReplayGuard(h.maxSkew)
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -237,6 +241,15 @@ func (h *wechatHandler) servePush(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.Error(w, r, fmt.Errorf("%w: %w", errBadRequest, err))
 		return
+	}
+	if m.cipher == nil {
+		// The signature does not cover this body: it must be the one first
+		// accepted with this timestamp and nonce (checkURL parsed ts).
+		sec, _ := strconv.ParseInt(ts, 10, 64)
+		if !h.replays.admit(sec, nonce, body, start) {
+			h.Error(w, r, verifyFailed(reasonReplay, fmt.Errorf("%w: timestamp and nonce already used with another body", errForbidden)))
+			return
+		}
 	}
 	ev.RequestID = reqID
 
@@ -450,13 +463,14 @@ func requestID(w http.ResponseWriter, r *http.Request) string {
 	if len(id) == 0 || len(id) > 64 || strings.ContainsFunc(id, func(c rune) bool {
 		return c <= ' ' || c > '~' || c == '"' || c == '\\'
 	}) {
-		id = strconv.FormatUint(rand.Uint64(), 16)
+		id = events.RandomHex(8)
 	}
 	w.Header().Set(requestIDHeader, id)
 	return id
 }
 
-// newNonce returns a nonce for a passive reply: decimal digits, as WeChat's.
+// newNonce returns a nonce for a passive reply: decimal digits, as WeChat's
+// (not events.RandomHex: the format differs, and a nonce need not be secret).
 func newNonce() string {
 	return strconv.FormatUint(rand.Uint64N(1e10), 10)
 }

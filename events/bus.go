@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -36,6 +39,15 @@ type Options struct {
 	// MaxAge and MaxBytes bound the WECHAT stream; defaults 7 days, 4 GiB.
 	MaxAge   time.Duration
 	MaxBytes int64
+	// DuplicateWindow is how long the WECHAT stream remembers message ids;
+	// default DefaultDuplicateWindow. Callers pass DuplicateWindowFor(max
+	// skew). EnsureStreams caps it at MaxAge, with a warning.
+	DuplicateWindow time.Duration
+	// InboxPrefix, when set, starts the connection's reply subjects (its
+	// requests' and JetStream's), so that a NATS user can be allowed to
+	// read only its own: "_INBOX_callback" for a callback-only process,
+	// "_INBOX_workers" for a workers-only one (events/natsconf).
+	InboxPrefix string
 	// PublishTimeout bounds one publish (store + ack); default 1.5 s, so that
 	// the callback answers 503 well inside 2 s when NATS cannot take it.
 	PublishTimeout time.Duration
@@ -44,6 +56,16 @@ type Options struct {
 	Metrics *Metrics
 }
 
+// DefaultDuplicateWindow is the WECHAT stream's duplicate window for the
+// default WXSCAN_MAX_SKEW of 300 s: DuplicateWindowFor(300 * time.Second).
+const DefaultDuplicateWindow = 11 * time.Minute
+
+// DuplicateWindowFor is the duplicate window that keeps any request accepted
+// inside a timestamp window of ±maxSkew from being stored twice: a request
+// and its replay can be up to 2 × maxSkew apart, plus a minute of margin
+// (SPEC §4).
+func DuplicateWindowFor(maxSkew time.Duration) time.Duration { return 2*maxSkew + time.Minute }
+
 // Bus is wxscan's connection to NATS JetStream. It is safe for concurrent
 // use.
 type Bus struct {
@@ -51,6 +73,8 @@ type Bus struct {
 	js   jetstream.JetStream
 	opts Options
 	log  *slog.Logger
+	// denied is the last permissions violation NATS reported.
+	denied *atomic.Pointer[string]
 }
 
 // Connect connects to NATS (retrying in the background if it is not up yet)
@@ -68,6 +92,9 @@ func Connect(ctx context.Context, opts Options) (*Bus, error) {
 	if opts.MaxBytes == 0 {
 		opts.MaxBytes = 4 << 30
 	}
+	if opts.DuplicateWindow <= 0 {
+		opts.DuplicateWindow = DefaultDuplicateWindow
+	}
 	if opts.PublishTimeout <= 0 {
 		opts.PublishTimeout = 1500 * time.Millisecond
 	}
@@ -75,6 +102,7 @@ func Connect(ctx context.Context, opts Options) (*Bus, error) {
 		opts.Logger = slog.Default()
 	}
 	log := opts.Logger
+	denied := &atomic.Pointer[string]{}
 	nopts := []nats.Option{
 		nats.Name(opts.Name),
 		nats.MaxReconnects(-1),
@@ -88,6 +116,18 @@ func Connect(ctx context.Context, opts Options) (*Bus, error) {
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
 		}),
+		// A permissions violation (a NATS user without the right to a
+		// subject) is reported here, not to the call: the call times out.
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				msg := err.Error()
+				denied.Store(&msg)
+			}
+			log.Warn("nats error", "err", err)
+		}),
+	}
+	if opts.InboxPrefix != "" {
+		nopts = append(nopts, nats.CustomInboxPrefix(opts.InboxPrefix))
 	}
 	url := opts.URL
 	switch {
@@ -97,6 +137,9 @@ func Connect(ctx context.Context, opts Options) (*Bus, error) {
 		}
 	case opts.Server != nil:
 		nopts = append(nopts, nats.InProcessServer(opts.Server.Server))
+		if opts.Server.token != "" {
+			nopts = append(nopts, nats.Token(opts.Server.token))
+		}
 	default:
 		return nil, errors.New("events: connect: neither a NATS URL nor an embedded server")
 	}
@@ -111,7 +154,7 @@ func Connect(ctx context.Context, opts Options) (*Bus, error) {
 		nc.Close()
 		return nil, fmt.Errorf("events: jetstream: %w", err)
 	}
-	return &Bus{nc: nc, js: js, opts: opts, log: log}, nil
+	return &Bus{nc: nc, js: js, opts: opts, log: log, denied: denied}, nil
 }
 
 // JetStream exposes the JetStream context for operator tools and tests.
@@ -124,9 +167,20 @@ func (b *Bus) Conn() *nats.Conn { return b.nc }
 // AppID is the account the bus publishes for.
 func (b *Bus) AppID() string { return b.opts.AppID }
 
-// EnsureStreams creates or updates the WECHAT and WECHAT_DLQ streams. It is
-// idempotent and safe to call from every process at start.
+// EnsureStreams creates the WECHAT and WECHAT_DLQ streams, or updates
+// their settings when they differ from this process's. It is idempotent
+// and safe to call from every process at start. A stream whose settings
+// already match is only read, so a NATS user that may read the streams'
+// info but not change them (the callback's, events/natsconf) gets nil once
+// the workers have set them. When the duplicate window is capped at the
+// stream's max age it logs a warning.
 func (b *Bus) EnsureStreams(ctx context.Context) error {
+	dup := b.opts.DuplicateWindow
+	if dup > b.opts.MaxAge {
+		b.log.Warn("stream duplicate window capped at the stream's max age: a request replayed inside the timestamp window after that could be stored twice",
+			"stream", StreamName, "wanted", dup.String(), "max_age", b.opts.MaxAge.String())
+		dup = b.opts.MaxAge
+	}
 	cfgs := []jetstream.StreamConfig{{
 		Name:        StreamName,
 		Description: "WeChat callbacks (wxscan events v1)",
@@ -136,7 +190,7 @@ func (b *Bus) EnsureStreams(ctx context.Context) error {
 		MaxAge:      b.opts.MaxAge,
 		MaxBytes:    b.opts.MaxBytes,
 		Discard:     jetstream.DiscardOld,
-		Duplicates:  5 * time.Minute,
+		Duplicates:  dup,
 		Replicas:    b.opts.Replicas,
 	}, {
 		Name:        DLQStreamName,
@@ -149,11 +203,76 @@ func (b *Bus) EnsureStreams(ctx context.Context) error {
 		Replicas:    b.opts.Replicas,
 	}}
 	for _, cfg := range cfgs {
-		if _, err := b.js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		st, err := b.js.Stream(ctx, cfg.Name)
+		exists := err == nil
+		if exists && !needsUpdate(st.CachedInfo().Config, cfg) {
+			continue
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("events: stream %s info: %w", cfg.Name, err)
+		}
+		if denied, err := b.createOrUpdate(ctx, cfg); err != nil {
+			if exists && denied {
+				// A NATS user that may not change the stream (the
+				// callback's): the settings are the workers' to set.
+				b.log.Warn("stream settings differ from this process's, and its NATS user may not update them: kept as they are",
+					"stream", cfg.Name, "duplicate_window", st.CachedInfo().Config.Duplicates.String())
+				continue
+			}
 			return fmt.Errorf("events: create stream %s: %w", cfg.Name, err)
 		}
 	}
 	return nil
+}
+
+// createOrUpdate creates or updates a stream. NATS reports a permissions
+// violation asynchronously and the request would wait for its deadline, so
+// it stops as soon as one names this stream's update, and says so.
+func (b *Bus) createOrUpdate(ctx context.Context, cfg jetstream.StreamConfig) (denied bool, err error) {
+	subject := `"$JS.API.STREAM.UPDATE.` + cfg.Name + `"`
+	b.denied.Store(nil)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.js.CreateOrUpdateStream(ctx, cfg)
+		done <- err
+	}()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return b.wasDenied(subject), err
+		case <-tick.C:
+			if b.wasDenied(subject) {
+				cancel()
+				return true, fmt.Errorf("events: update stream %s: %w", cfg.Name, nats.ErrPermissionViolation)
+			}
+		}
+	}
+}
+
+// wasDenied reports whether the last permissions violation NATS reported
+// names subject (quoted, as NATS quotes it).
+func (b *Bus) wasDenied(subject string) bool {
+	p := b.denied.Load()
+	return p != nil && strings.Contains(*p, subject)
+}
+
+// needsUpdate reports whether the settings EnsureStreams chooses in want
+// differ from the stream's, have. Settings want leaves zero are not
+// compared (the server's defaults stand).
+func needsUpdate(have, want jetstream.StreamConfig) bool {
+	if !slices.Equal(have.Subjects, want.Subjects) || have.Description != want.Description ||
+		have.Retention != want.Retention || have.Storage != want.Storage || have.Discard != want.Discard ||
+		have.MaxAge != want.MaxAge || have.Replicas != want.Replicas {
+		return true
+	}
+	if want.MaxBytes != 0 && have.MaxBytes != want.MaxBytes {
+		return true
+	}
+	return want.Duplicates != 0 && have.Duplicates != want.Duplicates
 }
 
 // Ready reports whether NATS is connected and the streams exist. It

@@ -31,6 +31,16 @@ const (
 	// OpScanSubmit records a scan from the /scan page.
 	// ScanSubmitRequest → ScanSubmitResponse.
 	OpScanSubmit = "scan.submit"
+	// OpScanRecent lists the session's recent scans in the open
+	// stocktake(s). ScanRecentRequest → ScanRecentResponse.
+	OpScanRecent = "scan.recent"
+	// OpScanQty sets the quantity of one of the session's own scans (in an
+	// open stocktake, less than 10 minutes old, 1..99999).
+	// ScanQtyRequest → ScanChangeResponse.
+	OpScanQty = "scan.qty"
+	// OpScanUndo cancels one of the session's own scans, under the same
+	// rules. ScanUndoRequest → ScanChangeResponse.
+	OpScanUndo = "scan.undo"
 )
 
 // BindStartRequest starts a bind (or scan-page) OAuth round trip. Next is
@@ -89,8 +99,11 @@ type ScanPageResponse struct {
 	Signature  string `json:"signature"`
 	EmployeeNo string `json:"employee_no"`
 	Name       string `json:"name"`
-	Stocktake  string `json:"stocktake,omitempty"`
+	Stocktake  string `json:"stocktake,omitempty"` // the name of the open stocktake that covers Location
 	Location   string `json:"location,omitempty"`
+	// StocktakeOpen says whether an open stocktake covers the person's
+	// current location, so that a scan would be recorded.
+	StocktakeOpen bool `json:"stocktake_open"`
 }
 
 // ScanSubmitRequest is one code scanned on the /scan page. ClientID is
@@ -107,7 +120,62 @@ type ScanSubmitResponse struct {
 	Code     string `json:"code,omitempty"`
 	CodeType string `json:"code_type,omitempty"`
 	Location string `json:"location,omitempty"`
-	Count    int    `json:"count,omitempty"`
+	Count    int    `json:"count,omitempty"` // the person's running count in the stocktake
+	// Scan is the recorded scan; nil for a location change.
+	Scan *PageScan `json:"scan,omitempty"`
+}
+
+// PageScan is one of the person's scans as the /scan page shows it. Label is
+// plain text (the item name, else the code): show it as text, never markup.
+type PageScan struct {
+	Ref       string    `json:"ref"` // for OpScanQty and OpScanUndo
+	Code      string    `json:"code"`
+	Name      string    `json:"name,omitempty"` // from the item master
+	Label     string    `json:"label"`
+	Unknown   bool      `json:"unknown,omitempty"` // not in the item master (未登记)
+	Location  string    `json:"location,omitempty"`
+	Qty       int       `json:"qty"`
+	Cancelled bool      `json:"cancelled,omitempty"`
+	Editable  bool      `json:"editable"` // qty can be set and the scan undone now
+	ScannedAt time.Time `json:"scanned_at"`
+}
+
+// ScanRecentRequest asks for the session's latest scans (Limit, default 20,
+// at most 100).
+type ScanRecentRequest struct {
+	Session string `json:"session"`
+	Limit   int    `json:"limit,omitempty"`
+}
+
+// ScanRecentResponse is the session's latest scans in the open
+// stocktake(s), newest first, cancelled ones included and marked.
+type ScanRecentResponse struct {
+	Scans []PageScan `json:"scans"`
+	// Count is the person's running count in the stocktake that covers
+	// Location (0 if none does).
+	Count    int    `json:"count"`
+	Location string `json:"location,omitempty"`
+}
+
+// ScanQtyRequest sets the quantity of the session's scan Ref.
+type ScanQtyRequest struct {
+	Session string `json:"session"`
+	Ref     string `json:"ref"`
+	Qty     int    `json:"qty"`
+}
+
+// ScanUndoRequest cancels the session's scan Ref.
+type ScanUndoRequest struct {
+	Session string `json:"session"`
+	Ref     string `json:"ref"`
+}
+
+// ScanChangeResponse is the scan after a change and the person's new
+// running count in its stocktake.
+type ScanChangeResponse struct {
+	Message string   `json:"message"`
+	Scan    PageScan `json:"scan"`
+	Count   int      `json:"count"`
 }
 
 // RPCError is a refusal the pages show as is: an HTTP status (4xx for the

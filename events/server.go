@@ -1,6 +1,8 @@
 package events
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -17,9 +19,17 @@ import (
 type ServerConfig struct {
 	// StoreDir holds JetStream's file storage.
 	StoreDir string
-	// Listen is host:port for client connections (loopback, no auth), or
-	// "off" to accept in-process connections only. Port 0 picks a free port.
+	// Listen is host:port for client connections (loopback), or "off" to
+	// accept in-process connections only. Port 0 picks a free port.
 	Listen string
+	// Token, when set, is required of every client, on the listener and in
+	// process (NATS token authentication: nats://TOKEN@host:port). Empty
+	// accepts clients without credentials (tests, cluster nodes of a test).
+	Token string
+	// SyncInterval is how often JetStream fsyncs its files (0: nats-server's
+	// default, 2 minutes); SyncAlways fsyncs before every acknowledgement.
+	SyncInterval time.Duration
+	SyncAlways   bool
 	// Name is the server name; default "wxscan".
 	Name string
 	// Cluster, when set, makes the server one node of a JetStream cluster:
@@ -32,7 +42,8 @@ type ServerConfig struct {
 // Server is an embedded nats-server with JetStream enabled.
 type Server struct {
 	*server.Server
-	lock *os.File
+	lock  *os.File
+	token string
 }
 
 // storeLockWait is how long StartServer waits for another process to let
@@ -76,6 +87,9 @@ func startServer(cfg ServerConfig) (*Server, error) {
 		NoLog:                  true,
 		DisableJetStreamBanner: true,
 		MaxPayload:             1 << 20,
+		Authorization:          cfg.Token,
+		SyncInterval:           cfg.SyncInterval,
+		SyncAlways:             cfg.SyncAlways,
 	}
 	if opts.ServerName == "" {
 		opts.ServerName = "wxscan"
@@ -111,7 +125,17 @@ func startServer(cfg ServerConfig) (*Server, error) {
 		ns.Shutdown()
 		return nil, errors.New("events: embedded nats server not ready after 10s (is the port in use?)")
 	}
-	return &Server{Server: ns}, nil
+	return &Server{Server: ns, token: cfg.Token}, nil
+}
+
+// URL is the client URL with the token in it (nats://TOKEN@host:port), or
+// ClientURL when the server needs none. It carries a secret: never log it.
+func (s *Server) URL() string {
+	u := s.ClientURL()
+	if s.token == "" {
+		return u
+	}
+	return strings.Replace(u, "://", "://"+s.token+"@", 1)
 }
 
 // StoreDirOf is where the embedded server keeps JetStream under a data dir.
@@ -139,4 +163,72 @@ func splitHostPort(hp string) (string, int, error) {
 		port = server.RANDOM_PORT
 	}
 	return host, port, nil
+}
+
+// TokenFileOf is where the embedded server's generated client token is kept
+// under a data dir.
+func TokenFileOf(dataDir string) string { return filepath.Join(dataDir, "nats.token") }
+
+// LoadOrCreateToken returns the token kept in path, or, when there is none
+// yet, generates one (32 random bytes, hex) and writes it there with mode
+// 0600, atomically (a temporary file renamed into place), so that a crash
+// never leaves a half-written token. Safe to call at every start; it is not
+// safe against two processes creating the same file at once (the data
+// directory's lock prevents that).
+func LoadOrCreateToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return "", fmt.Errorf("events: nats token file %s is empty: remove it to generate a new token", path)
+		}
+		return tok, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("events: read nats token: %w", err)
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("events: generate nats token: %w", err)
+	}
+	tok := hex.EncodeToString(raw[:])
+	if err := writeFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("events: write nats token: %w", err)
+	}
+	return tok, nil
+}
+
+// writeFileAtomic writes data to a temporary file beside path, syncs it and
+// renames it over path, then syncs the directory.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // a no-op once renamed
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
 }

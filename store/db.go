@@ -1,6 +1,7 @@
 // Package store keeps wxscan's durable state in one bbolt file: the staff
 // directory, bindings, the short-lived OAuth and bind-session records, bind
-// lockouts, stocktakes, scans, processed event ids and cached WeChat tokens.
+// lockouts, the item master, stocktakes (scope and frozen book stock), scans
+// with their running aggregates, processed event ids and cached WeChat tokens.
 //
 // It is the only package that imports bbolt. A *DB is safe for concurrent use
 // by many goroutines; bbolt serialises writers, so one Update runs at a time
@@ -12,6 +13,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -90,16 +92,22 @@ var (
 	bucketUsedCodes      = []byte("oauth_used_codes")     // code -> state it came back with
 	bucketStocktakes     = []byte("stocktakes")
 	bucketScans          = []byte("scans")        // stocktake id -> bucket of seq -> scan
-	bucketScanCounts     = []byte("scan_counts")  // stocktake id -> bucket of openid -> count
+	bucketScanCounts     = []byte("scan_counts")  // until version 3: stocktake id -> bucket of openid -> count
 	bucketScanSeconds    = []byte("scan_seconds") // unix second -> count
 	bucketLocations      = []byte("locations")
 	bucketProcessed      = []byte("processed")    // event id -> unix nano
 	bucketProcessedByAge = []byte("processed_at") // unix nano + event id -> nil
 	bucketTokens         = []byte("tokens")
-	bucketOutbox         = []byte("outbox") // event id -> reply not yet delivered
+	bucketOutbox         = []byte("outbox")          // event id -> reply not yet delivered
+	bucketItems          = []byte("items")           // code -> sku, name, unit
+	bucketItemsBySKU     = []byte("items_by_sku")    // sku 0 code -> name
+	bucketOpenStocktakes = []byte("open_stocktakes") // stocktake id -> nil
+	bucketExpected       = []byte("expected")        // stocktake id -> bucket of location 0 sku -> qty
+	bucketScanStats      = []byte("scan_stats")      // stocktake id -> bucket of running aggregates (stats.go)
+	bucketScanIndex      = []byte("scan_index")      // openid 0 sequence -> stocktake id + seq
 
 	keySchemaVersion = []byte("schema_version")
-	keyOpenStocktake = []byte("open_stocktake")
+	keyOpenStocktake = []byte("open_stocktake") // until version 3: the one open stocktake
 )
 
 // migrations bring the schema from version i to i+1; the schema version is
@@ -140,6 +148,44 @@ var migrations = []func(*bbolt.Tx) error{
 		for _, name := range [][]byte{bucketUsedStates, bucketUsedCodes, bucketOpenIDAttempts} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	},
+	// 4: the item master, several open stocktakes with scope and book
+	// stock, scans with sku, name, quantity and cancellation, and their
+	// running aggregates and per-person index (rebuilt from the scans).
+	func(tx *bbolt.Tx) error {
+		for _, name := range [][]byte{bucketItems, bucketItemsBySKU, bucketOpenStocktakes, bucketExpected} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		for _, name := range [][]byte{bucketScanStats, bucketScanIndex} {
+			if tx.Bucket(name) != nil {
+				if err := tx.DeleteBucket(name); err != nil {
+					return fmt.Errorf("recreate bucket %s: %w", name, err)
+				}
+			}
+			if _, err := tx.CreateBucket(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if id := meta.Get(keyOpenStocktake); id != nil {
+			if err := tx.Bucket(bucketOpenStocktakes).Put(bytes.Clone(id), nil); err != nil {
+				return fmt.Errorf("move open stocktake: %w", err)
+			}
+			if err := meta.Delete(keyOpenStocktake); err != nil {
+				return fmt.Errorf("move open stocktake: %w", err)
+			}
+		}
+		if err := rebuildScanState(tx); err != nil {
+			return fmt.Errorf("rebuild scan aggregates: %w", err)
+		}
+		if tx.Bucket(bucketScanCounts) != nil {
+			if err := tx.DeleteBucket(bucketScanCounts); err != nil {
+				return fmt.Errorf("drop bucket %s: %w", bucketScanCounts, err)
 			}
 		}
 		return nil

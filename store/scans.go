@@ -7,7 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
+
+	"go.etcd.io/bbolt"
 )
 
 // Scan is one recorded scan.
@@ -21,6 +25,29 @@ type Scan struct {
 	Qty         int       `json:"qty"`
 	ScannedAt   time.Time `json:"scanned_at"`
 	EventID     string    `json:"event_id"`
+	SKU         string    `json:"sku"`  // the item master's sku, else the code
+	Name        string    `json:"name"` // the item master's name, else ""
+	// Seq numbers the scan within its stocktake (from 1); with StocktakeID
+	// it is the scan's reference (see Ref).
+	Seq       uint64 `json:"-"`
+	Cancelled bool   `json:"cancelled,omitempty"`
+}
+
+// Ref returns the scan's reference, e.g. "ST0001-42".
+func (s Scan) Ref() string { return s.StocktakeID + "-" + strconv.FormatUint(s.Seq, 10) }
+
+// ParseScanRef splits a reference made by Scan.Ref; ok is false if it is
+// malformed.
+func ParseScanRef(ref string) (stocktakeID string, seq uint64, ok bool) {
+	i := strings.LastIndexByte(ref, '-')
+	if i <= 0 {
+		return "", 0, false
+	}
+	n, err := strconv.ParseUint(ref[i+1:], 10, 64)
+	if err != nil || n == 0 {
+		return "", 0, false
+	}
+	return ref[:i], n, true
 }
 
 // SummaryRow is the total quantity of one code at one location.
@@ -30,58 +57,268 @@ type SummaryRow struct {
 	Qty      int    `json:"qty"`
 }
 
-// RecordScan appends s to its stocktake and returns how many scans s.OpenID
-// has recorded in that stocktake, this one included. It is not idempotent by
+// Recorded is what RecordScan, SetScanQty and CancelScan did.
+type Recorded struct {
+	Scan Scan // as stored now
+	// Count is the person's running count in the scan's stocktake: the sum
+	// of the quantities of their scans that are not cancelled.
+	Count int
+	// Unknown is set when an item master exists and the code is not in it.
+	Unknown bool
+}
+
+// Quantity bounds for a scan.
+const (
+	MinQty = 1
+	MaxQty = 99999
+)
+
+// EditWindow is how long after it was scanned a scan's quantity may be set
+// or the scan cancelled.
+const EditWindow = 10 * time.Minute
+
+// RecordScan appends s to its stocktake, with the sku and name of its code
+// from the item master (an unknown code keeps s.SKU, else the code, and
+// s.Name), and updates the running aggregates. It is not idempotent by
 // itself: guard it with Processed/MarkProcessed on the event id in the same
 // transaction. Errors: ErrInvalid for an empty StocktakeID, OpenID or Code, a
-// Qty below 1 or a ScannedAt not after 1970; ErrNotFound for an unknown
-// stocktake; ErrConflict for a closed one.
-func (tx *Tx) RecordScan(s Scan) (count int, err error) {
+// Qty outside MinQty..MaxQty or a ScannedAt not after 1970; ErrNotFound for
+// an unknown stocktake; ErrConflict for a closed one.
+func (tx *Tx) RecordScan(s Scan) (Recorded, error) {
 	switch {
 	case s.StocktakeID == "", s.OpenID == "", s.Code == "":
-		return 0, fmt.Errorf("store: record scan %s: empty stocktake, openid or code: %w", s.EventID, ErrInvalid)
-	case s.Qty < 1:
-		return 0, fmt.Errorf("store: record scan %s: qty %d: %w", s.EventID, s.Qty, ErrInvalid)
+		return Recorded{}, fmt.Errorf("store: record scan %s: empty stocktake, openid or code: %w", s.EventID, ErrInvalid)
+	case s.Qty < MinQty || s.Qty > MaxQty:
+		return Recorded{}, fmt.Errorf("store: record scan %s: qty %d: %w", s.EventID, s.Qty, ErrInvalid)
 	case s.ScannedAt.Unix() <= 0:
-		return 0, fmt.Errorf("store: record scan %s: scanned_at %s: %w", s.EventID, s.ScannedAt, ErrInvalid)
+		return Recorded{}, fmt.Errorf("store: record scan %s: scanned_at %s: %w", s.EventID, s.ScannedAt, ErrInvalid)
+	}
+	if !tx.isOpen(s.StocktakeID) {
+		if _, err := tx.Stocktake(s.StocktakeID); err != nil {
+			return Recorded{}, err
+		}
+		return Recorded{}, fmt.Errorf("store: record scan %s: stocktake %s is closed: %w", s.EventID, s.StocktakeID, ErrConflict)
+	}
+	fail := func(err error) (Recorded, error) {
+		return Recorded{}, fmt.Errorf("store: record scan %s: %w", s.EventID, err)
+	}
+	var unknown bool
+	if v := tx.tx.Bucket(bucketItems).Get([]byte(s.Code)); v != nil {
+		it, err := decodeItem(s.Code, v)
+		if err != nil {
+			return fail(err)
+		}
+		s.SKU, s.Name = it.SKU, it.Name
+	} else {
+		if s.SKU == "" {
+			s.SKU = s.Code
+		}
+		unknown = tx.HasItems()
 	}
 	id := []byte(s.StocktakeID)
-	if !bytes.Equal(tx.tx.Bucket(bucketMeta).Get(keyOpenStocktake), id) {
-		if _, err := tx.Stocktake(s.StocktakeID); err != nil {
-			return 0, err
-		}
-		return 0, fmt.Errorf("store: record scan %s: stocktake %s is closed: %w", s.EventID, s.StocktakeID, ErrConflict)
-	}
 	sb := tx.tx.Bucket(bucketScans).Bucket(id)
 	sb.FillPercent = 1 // append-only
 	seq, err := sb.NextSequence()
 	if err != nil {
-		return 0, fmt.Errorf("store: record scan %s: %w", s.EventID, err)
+		return fail(err)
 	}
-	if err := sb.Put(u64(seq), appendScan(make([]byte, 0, 128), s)); err != nil {
-		return 0, fmt.Errorf("store: record scan %s: %w", s.EventID, err)
+	s.Seq, s.Cancelled = seq, false
+	if err := sb.Put(u64(seq), appendScan(make([]byte, 0, 160), s)); err != nil {
+		return fail(err)
 	}
-	cb := tx.tx.Bucket(bucketScanCounts).Bucket(id)
-	n := getU64(cb.Get([]byte(s.OpenID))) + 1
-	if err := cb.Put([]byte(s.OpenID), u64(n)); err != nil {
-		return 0, fmt.Errorf("store: record scan %s: %w", s.EventID, err)
+	count, err := addStats(tx.statsBucket(s.StocktakeID), s, 1, int64(s.Qty))
+	if err != nil {
+		return fail(err)
+	}
+	if err := tx.indexScan(s); err != nil {
+		return fail(err)
 	}
 	tb := tx.tx.Bucket(bucketScanSeconds)
 	tb.FillPercent = 0.9 // mostly appended
 	sec := u64(uint64(s.ScannedAt.Unix()))
 	if err := tb.Put(sec, u64(getU64(tb.Get(sec))+1)); err != nil {
-		return 0, fmt.Errorf("store: record scan %s: %w", s.EventID, err)
+		return fail(err)
 	}
-	return int(n), nil
+	return Recorded{Scan: s, Count: int(count), Unknown: unknown}, nil
 }
 
-// ScanCount returns how many scans openid has recorded in stocktake id (0 if none).
-func (tx *Tx) ScanCount(stocktakeID, openid string) int {
-	cb := tx.tx.Bucket(bucketScanCounts).Bucket([]byte(stocktakeID))
-	if cb == nil {
-		return 0
+// The scan index maps openid 0 <global sequence> to the stocktake id and
+// seq of each of that person's scans, in recorded order, so that a person's
+// latest scans are found without reading a stocktake's scans.
+func (tx *Tx) indexScan(s Scan) error {
+	ib := tx.tx.Bucket(bucketScanIndex)
+	n, err := ib.NextSequence()
+	if err != nil {
+		return err
 	}
-	return int(getU64(cb.Get([]byte(openid))))
+	key := binary.BigEndian.AppendUint64(append(append(make([]byte, 0, len(s.OpenID)+9), s.OpenID...), 0), n)
+	return ib.Put(key, binary.BigEndian.AppendUint64([]byte(s.StocktakeID), s.Seq))
+}
+
+// eachOwnScan calls fn for openid's scans in open stocktakes, newest first,
+// until fn returns false. It stops at the first scan older than since.
+func (tx *Tx) eachOwnScan(openid string, since time.Time, fn func(Scan) bool) error {
+	if openid == "" {
+		return nil
+	}
+	prefix := append([]byte(openid), 0)
+	c := tx.tx.Bucket(bucketScanIndex).Cursor()
+	k, v := c.Seek(append([]byte(openid), 1))
+	if k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
+		if len(v) < 8 {
+			continue
+		}
+		id, seq := string(v[:len(v)-8]), binary.BigEndian.Uint64(v[len(v)-8:])
+		s, err := tx.scanAt(id, seq)
+		if err != nil {
+			return err
+		}
+		if s.ScannedAt.Before(since) {
+			return nil
+		}
+		if !tx.isOpen(id) {
+			continue
+		}
+		if !fn(s) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (tx *Tx) scanAt(id string, seq uint64) (Scan, error) {
+	sb := tx.tx.Bucket(bucketScans).Bucket([]byte(id))
+	if sb == nil {
+		return Scan{}, fmt.Errorf("store: scan %s-%d: %w", id, seq, ErrNotFound)
+	}
+	v := sb.Get(u64(seq))
+	if v == nil {
+		return Scan{}, fmt.Errorf("store: scan %s-%d: %w", id, seq, ErrNotFound)
+	}
+	s, err := decodeScan(v)
+	if err != nil {
+		return Scan{}, fmt.Errorf("store: scan %s-%d: %w", id, seq, err)
+	}
+	s.StocktakeID, s.Seq = id, seq
+	return s, nil
+}
+
+// LatestScan returns openid's most recent scan in an open stocktake if it
+// was scanned less than EditWindow before now; with live, its most recent
+// one that is not cancelled. ErrNotFound if there is none.
+func (tx *Tx) LatestScan(openid string, now time.Time, live bool) (Scan, error) {
+	var found *Scan
+	err := tx.eachOwnScan(openid, now.Add(-EditWindow), func(s Scan) bool {
+		if live && s.Cancelled {
+			return true
+		}
+		if now.Sub(s.ScannedAt) < EditWindow {
+			found = &s
+		}
+		return false
+	})
+	if err != nil {
+		return Scan{}, err
+	}
+	if found == nil {
+		return Scan{}, fmt.Errorf("store: latest scan of %s: none in the last %s: %w", openid, EditWindow, ErrNotFound)
+	}
+	return *found, nil
+}
+
+// RecentScans returns openid's latest scans (at most n, newest first) in
+// the open stocktakes, cancelled ones included and marked.
+func (tx *Tx) RecentScans(openid string, n int) ([]Scan, error) {
+	out := []Scan{}
+	open, err := tx.OpenStocktakes()
+	if err != nil || len(open) == 0 || n <= 0 {
+		return out, err
+	}
+	since := open[0].OpenedAt
+	for _, st := range open {
+		if st.OpenedAt.Before(since) { // scans of open stocktakes are not older
+			since = st.OpenedAt
+		}
+	}
+	// ScannedAt may come from the client's event time: allow some skew.
+	err = tx.eachOwnScan(openid, since.Add(-time.Hour), func(s Scan) bool {
+		out = append(out, s)
+		return len(out) < n
+	})
+	return out, err
+}
+
+// editable fetches openid's scan ref for a change at now: ErrNotFound if it
+// does not exist or is not openid's, ErrConflict if its stocktake is closed
+// or it is cancelled, ErrExpired if it is EditWindow old or older.
+func (tx *Tx) editable(openid, ref string, now time.Time) (Scan, error) {
+	id, seq, ok := ParseScanRef(ref)
+	if !ok {
+		return Scan{}, fmt.Errorf("store: scan %q: bad reference: %w", ref, ErrNotFound)
+	}
+	s, err := tx.scanAt(id, seq)
+	if err != nil {
+		return Scan{}, err
+	}
+	switch {
+	case s.OpenID != openid || openid == "":
+		return Scan{}, fmt.Errorf("store: scan %s: not %s's: %w", ref, openid, ErrNotFound)
+	case !tx.isOpen(id):
+		return Scan{}, fmt.Errorf("store: scan %s: stocktake %s is closed: %w", ref, id, ErrConflict)
+	case s.Cancelled:
+		return Scan{}, fmt.Errorf("store: scan %s: cancelled: %w", ref, ErrConflict)
+	case now.Sub(s.ScannedAt) >= EditWindow:
+		return Scan{}, fmt.Errorf("store: scan %s: scanned at %s, more than %s ago: %w", ref, s.ScannedAt.Format(time.RFC3339), EditWindow, ErrExpired)
+	}
+	return s, nil
+}
+
+// SetScanQty sets the quantity of openid's scan ref (see Scan.Ref) at now
+// and updates the running counts. Errors: ErrInvalid for a qty outside
+// MinQty..MaxQty; ErrNotFound if the scan does not exist or is not
+// openid's; ErrConflict if its stocktake is closed or it is cancelled;
+// ErrExpired if it was scanned EditWindow or longer before now. Setting the
+// same quantity again changes nothing.
+func (tx *Tx) SetScanQty(openid, ref string, qty int, now time.Time) (Recorded, error) {
+	if qty < MinQty || qty > MaxQty {
+		return Recorded{}, fmt.Errorf("store: set qty of scan %s: %d not in %d..%d: %w", ref, qty, MinQty, MaxQty, ErrInvalid)
+	}
+	s, err := tx.editable(openid, ref, now)
+	if err != nil {
+		return Recorded{}, err
+	}
+	d := int64(qty - s.Qty)
+	s.Qty = qty
+	return tx.rewrite(s, 0, d)
+}
+
+// CancelScan marks openid's scan ref cancelled: it stays stored but leaves
+// every count, summary, variance and export. Errors as SetScanQty's
+// (cancelling a cancelled scan is ErrConflict).
+func (tx *Tx) CancelScan(openid, ref string, now time.Time) (Recorded, error) {
+	s, err := tx.editable(openid, ref, now)
+	if err != nil {
+		return Recorded{}, err
+	}
+	s.Cancelled = true
+	return tx.rewrite(s, -1, -int64(s.Qty))
+}
+
+func (tx *Tx) rewrite(s Scan, dScans, dQty int64) (Recorded, error) {
+	sb := tx.tx.Bucket(bucketScans).Bucket([]byte(s.StocktakeID))
+	if err := sb.Put(u64(s.Seq), appendScan(make([]byte, 0, 160), s)); err != nil {
+		return Recorded{}, fmt.Errorf("store: change scan %s: %w", s.Ref(), err)
+	}
+	count, err := addStats(tx.statsBucket(s.StocktakeID), s, dScans, dQty)
+	if err != nil {
+		return Recorded{}, fmt.Errorf("store: change scan %s: %w", s.Ref(), err)
+	}
+	return Recorded{Scan: s, Count: int(count)}, nil
 }
 
 // SetLocation sets openid's current location, stamped on its later scans;
@@ -111,12 +348,25 @@ func (tx *Tx) Location(openid string) (string, error) {
 // scanChunk is how many scans EachScan decodes per read transaction.
 const scanChunk = 4096
 
-// EachScan calls fn for each scan of stocktake id in recorded order, stopping
-// at fn's first error, which it returns. It reads in chunks, each in its own
-// short read transaction, so a slow fn (writing an export to a client) never
-// holds up writers; scans recorded meanwhile may or may not be seen.
-// It returns an error wrapping ErrNotFound for an unknown stocktake.
+// EachScan calls fn for each scan of stocktake id that is not cancelled, in
+// recorded order, stopping at fn's first error, which it returns: what the
+// exports stream. See EachScanAll.
 func (db *DB) EachScan(id string, fn func(Scan) error) error {
+	return db.EachScanAll(id, func(s Scan) error {
+		if s.Cancelled {
+			return nil
+		}
+		return fn(s)
+	})
+}
+
+// EachScanAll calls fn for each scan of stocktake id, cancelled ones
+// included, in recorded order, stopping at fn's first error, which it
+// returns. It reads in chunks, each in its own short read transaction, so a
+// slow fn (writing an export to a client) never holds up writers; scans
+// recorded or changed meanwhile may or may not be seen. It returns an error
+// wrapping ErrNotFound for an unknown stocktake.
+func (db *DB) EachScanAll(id string, fn func(Scan) error) error {
 	var after uint64
 	for {
 		chunk := make([]Scan, 0, 64)
@@ -132,9 +382,9 @@ func (db *DB) EachScan(id string, fn func(Scan) error) error {
 				if err != nil {
 					return fmt.Errorf("store: scans %s: #%d: %w", id, getU64(k), err)
 				}
-				s.StocktakeID = id
+				s.StocktakeID, s.Seq = id, getU64(k)
 				chunk = append(chunk, s)
-				after = getU64(k)
+				after = s.Seq
 			}
 			return nil
 		})
@@ -152,8 +402,9 @@ func (db *DB) EachScan(id string, fn func(Scan) error) error {
 	}
 }
 
-// Scans returns every scan of stocktake id in recorded order, or an error
-// wrapping ErrNotFound for an unknown stocktake. See EachScan to stream.
+// Scans returns every scan of stocktake id that is not cancelled, in
+// recorded order, or an error wrapping ErrNotFound for an unknown
+// stocktake. See EachScan to stream.
 func (db *DB) Scans(stocktakeID string) ([]Scan, error) {
 	var out []Scan
 	err := db.EachScan(stocktakeID, func(s Scan) error {
@@ -167,7 +418,8 @@ func (db *DB) Scans(stocktakeID string) ([]Scan, error) {
 }
 
 // Summary returns stocktake id's total quantity per location and code,
-// sorted by location then code, or an error wrapping ErrNotFound.
+// cancelled scans left out, sorted by location then code, or an error
+// wrapping ErrNotFound.
 func (db *DB) Summary(stocktakeID string) ([]SummaryRow, error) {
 	type key struct{ loc, code string }
 	totals := make(map[key]int)
@@ -190,7 +442,7 @@ func (db *DB) Summary(stocktakeID string) ([]SummaryRow, error) {
 
 // ScansSince counts the scans, in all stocktakes, scanned at or after t, to
 // the second: a scan counts if its ScannedAt truncated to the second is not
-// before t truncated to the second.
+// before t truncated to the second. Cancelled scans count: it measures work.
 func (db *DB) ScansSince(t time.Time) (int, error) {
 	var n uint64
 	err := db.View(func(tx *Tx) error {
@@ -207,31 +459,52 @@ func (db *DB) ScansSince(t time.Time) (int, error) {
 	return int(n), nil
 }
 
-// scanFormat versions the binary scan encoding, which is about half the size
-// of JSON and much cheaper to produce on the hot path.
-const scanFormat = 1
+// The binary scan encoding is about half the size of JSON and much cheaper
+// to produce on the hot path. Format 1 (written before the item master)
+// holds six strings, the quantity and the time; format 2 adds the sku (""
+// when it equals the code), the name and a flags byte.
+const (
+	scanFormat1 = 1
+	scanFormat  = 2
 
-// appendScan encodes s (without StocktakeID, implied by its bucket): a format
-// byte, six length-prefixed strings, the quantity and the time in Unix nanoseconds.
+	flagCancelled = 1
+)
+
+// appendScan encodes s (without StocktakeID and Seq, implied by its key and
+// bucket) in the current format.
 func appendScan(b []byte, s Scan) []byte {
 	b = append(b, scanFormat)
-	for _, str := range [...]string{s.OpenID, s.EmployeeNo, s.CodeType, s.Code, s.Location, s.EventID} {
+	sku := s.SKU
+	if sku == s.Code {
+		sku = ""
+	}
+	for _, str := range [...]string{s.OpenID, s.EmployeeNo, s.CodeType, s.Code, s.Location, s.EventID, sku, s.Name} {
 		b = binary.AppendUvarint(b, uint64(len(str)))
 		b = append(b, str...)
 	}
 	b = binary.AppendVarint(b, int64(s.Qty))
-	return binary.AppendVarint(b, s.ScannedAt.UnixNano())
+	b = binary.AppendVarint(b, s.ScannedAt.UnixNano())
+	var flags byte
+	if s.Cancelled {
+		flags |= flagCancelled
+	}
+	return append(b, flags)
 }
 
 var errBadScan = errors.New("malformed scan record")
 
 func decodeScan(b []byte) (Scan, error) {
-	if len(b) == 0 || b[0] != scanFormat {
+	if len(b) == 0 || (b[0] != scanFormat1 && b[0] != scanFormat) {
 		return Scan{}, errBadScan
 	}
+	format := b[0]
 	b = b[1:]
 	var s Scan
-	for _, dst := range [...]*string{&s.OpenID, &s.EmployeeNo, &s.CodeType, &s.Code, &s.Location, &s.EventID} {
+	fields := []*string{&s.OpenID, &s.EmployeeNo, &s.CodeType, &s.Code, &s.Location, &s.EventID}
+	if format == scanFormat {
+		fields = append(fields, &s.SKU, &s.Name)
+	}
+	for _, dst := range fields {
 		n, w := binary.Uvarint(b)
 		if w <= 0 || uint64(len(b)-w) < n {
 			return Scan{}, errBadScan
@@ -245,10 +518,60 @@ func decodeScan(b []byte) (Scan, error) {
 	}
 	b = b[w:]
 	nanos, w := binary.Varint(b)
-	if w <= 0 || w != len(b) {
+	if w <= 0 {
 		return Scan{}, errBadScan
+	}
+	b = b[w:]
+	switch {
+	case format == scanFormat1 && len(b) == 0:
+	case format == scanFormat && len(b) == 1:
+		s.Cancelled = b[0]&flagCancelled != 0
+	default:
+		return Scan{}, errBadScan
+	}
+	if s.SKU == "" {
+		s.SKU = s.Code
 	}
 	s.Qty = int(qty)
 	s.ScannedAt = time.Unix(0, nanos).UTC()
 	return s, nil
+}
+
+// rebuildScanState rebuilds the aggregates and the scan index from the
+// scans of every stocktake (schema migration to version 3).
+func rebuildScanState(tx *bbolt.Tx) error {
+	t := &Tx{tx: tx}
+	var ids [][]byte
+	if err := tx.Bucket(bucketStocktakes).ForEach(func(k, _ []byte) error {
+		ids = append(ids, bytes.Clone(k))
+		return nil
+	}); err != nil {
+		return err
+	}
+	slices.SortFunc(ids, func(a, b []byte) int { return cmp.Or(cmp.Compare(len(a), len(b)), bytes.Compare(a, b)) })
+	for _, id := range ids {
+		for _, parent := range [][]byte{bucketScans, bucketScanStats, bucketExpected} {
+			if _, err := tx.Bucket(parent).CreateBucketIfNotExists(id); err != nil {
+				return err
+			}
+		}
+		stats := tx.Bucket(bucketScanStats).Bucket(id)
+		c := tx.Bucket(bucketScans).Bucket(id).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			s, err := decodeScan(v)
+			if err != nil {
+				return fmt.Errorf("scan %s-%d: %w", id, getU64(k), err)
+			}
+			s.StocktakeID, s.Seq = string(id), getU64(k)
+			if !s.Cancelled {
+				if _, err := addStats(stats, s, 1, int64(s.Qty)); err != nil {
+					return err
+				}
+			}
+			if err := t.indexScan(s); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

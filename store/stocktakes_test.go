@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -18,7 +19,7 @@ func TestStocktakes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := st1, (store.Stocktake{ID: "ST0001", Name: "march", OpenedAt: t0}); got != want {
+	if got, want := st1, (store.Stocktake{ID: "ST0001", Name: "march", OpenedAt: t0}); !reflect.DeepEqual(got, want) {
 		t.Fatalf("OpenStocktake=%+v, want %+v", got, want)
 	}
 	if !st1.Open() {
@@ -61,10 +62,10 @@ func TestStocktakes(t *testing.T) {
 	if got, want := len(list), 2; got != want {
 		t.Fatalf("stocktakes=%d, want %d", got, want)
 	}
-	if got, want := list[0], closed; got != want {
+	if got, want := list[0], closed; !reflect.DeepEqual(got, want) {
 		t.Fatalf("list[0]=%+v, want %+v", got, want)
 	}
-	if got, want := list[1], st2; got != want {
+	if got, want := list[1], st2; !reflect.DeepEqual(got, want) {
 		t.Fatalf("list[1]=%+v, want %+v", got, want)
 	}
 }

@@ -117,7 +117,7 @@ func (s *Service) oauthCallback(ctx context.Context, req events.OAuthCallbackReq
 	case tok.OpenID == "":
 		return events.SessionResponse{}, rpcErr(http.StatusBadGateway, "no_openid", "微信没有返回身份信息，请重试。")
 	}
-	sess := store.Session{Token: randomToken(24), OpenID: tok.OpenID, UnionID: tok.UnionID, Expires: now.Add(s.cfg.SessionTTL)}
+	sess := store.Session{Token: events.RandomHex(24), OpenID: tok.OpenID, UnionID: tok.UnionID, Expires: now.Add(s.cfg.SessionTTL)}
 	use = store.OAuthUse{State: req.State, Code: req.Code, Session: sess.Token, Next: next, Expires: expires}
 	if err := s.db.RecordOAuthUse(use, sess, now); errors.Is(err, store.ErrConflict) {
 		s.log.Info("oauth refused", "reason", "state_used", "openid", sess.OpenID)

@@ -30,7 +30,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		refused: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxscan_scans_refused_total",
-			Help: "Scans not recorded, by reason (not_bound, suspended, not_allowed, no_stocktake, bad_code).",
+			Help: "Scans not recorded, by reason (not_bound, suspended, not_allowed, no_stocktake, no_location, out_of_scope, bad_code).",
 		}, []string{"reason"}),
 		replies: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxscan_replies_total",
@@ -41,7 +41,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Events delivered again after they were processed (redeliveries, replays), absorbed by the event id.",
 		}),
 	}
-	for _, r := range []refusal{refusedNotBound, refusedSuspended, refusedNotAllowed, refusedNoStocktake, refusedBadCode} {
+	for _, r := range []refusal{refusedNotBound, refusedSuspended, refusedNotAllowed, refusedNoStocktake, refusedNoLocation, refusedOutOfScope, refusedBadCode} {
 		m.refused.WithLabelValues(string(r))
 	}
 	m.replies.WithLabelValues(pathPassive)

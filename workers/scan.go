@@ -27,6 +27,11 @@ const (
 	refusedNotAllowed  refusal = "not_allowed"
 	refusedNoStocktake refusal = "no_stocktake"
 	refusedBadCode     refusal = "bad_code"
+	// refusedNoLocation: only scoped stocktakes are open and the person
+	// has no location set.
+	refusedNoLocation refusal = "no_location"
+	// refusedOutOfScope: no open stocktake covers the person's location.
+	refusedOutOfScope refusal = "out_of_scope"
 )
 
 // scanOutcome is what one scan did, and the chat reply that says so.
@@ -37,6 +42,8 @@ type scanOutcome struct {
 	code     string
 	location string
 	count    int
+	scan     store.Scan // the recorded scan
+	unknown  bool       // not in a non-empty item master
 }
 
 // ParseScanResult splits WeChat's ScanResult: "EAN_13,6901234567892" is
@@ -52,7 +59,8 @@ func ParseScanResult(scanType, result string) (codeType, code string) {
 
 // scan applies one scanned result for openid inside tx: a LOC: code sets
 // the person's location, any other code is recorded as a scan of the open
-// stocktake. Refusals are outcomes, not errors; errors are store failures.
+// stocktake that covers the person's location. Refusals are outcomes, not
+// errors; errors are store failures.
 func (s *Service) scan(tx *store.Tx, openid, scanType, result string, at time.Time, eventID string) (scanOutcome, error) {
 	b, err := tx.BindingByOpenID(openid)
 	switch {
@@ -86,25 +94,45 @@ func (s *Service) scan(tx *store.Tx, openid, scanType, result string, at time.Ti
 		}
 		return scanOutcome{message: msgLocation(loc), location: loc}, nil
 	}
-	st, err := tx.OpenStocktake()
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return scanOutcome{refused: refusedNoStocktake, message: msgNoStocktake}, nil
-	case err != nil:
-		return scanOutcome{}, err
-	}
 	loc, err := tx.Location(openid)
 	if err != nil {
 		return scanOutcome{}, err
 	}
-	n, err := tx.RecordScan(store.Scan{
+	open, err := tx.OpenStocktakes()
+	if err != nil {
+		return scanOutcome{}, err
+	}
+	st, ok := covering(open, loc)
+	switch {
+	case len(open) == 0:
+		return scanOutcome{refused: refusedNoStocktake, message: msgNoStocktake}, nil
+	case !ok && loc == "":
+		return scanOutcome{refused: refusedNoLocation, message: msgNoLocation}, nil
+	case !ok:
+		return scanOutcome{refused: refusedOutOfScope, message: msgOutOfScope(loc), location: loc}, nil
+	}
+	r, err := tx.RecordScan(store.Scan{
 		StocktakeID: st.ID, OpenID: openid, EmployeeNo: b.EmployeeNo,
 		CodeType: codeType, Code: code, Location: loc, Qty: 1, ScannedAt: at, EventID: eventID,
 	})
 	if err != nil {
 		return scanOutcome{}, err
 	}
-	return scanOutcome{message: msgScanned(code, loc, n), codeType: codeType, code: code, location: loc, count: n}, nil
+	return scanOutcome{
+		message:  msgScanned(itemLabel(r.Scan.Name, code), loc, r.Count, r.Unknown),
+		codeType: codeType, code: code, location: loc, count: r.Count, scan: r.Scan, unknown: r.Unknown,
+	}, nil
+}
+
+// covering returns the open stocktake whose scope covers loc (scopes of
+// open stocktakes never overlap).
+func covering(open []store.Stocktake, loc string) (store.Stocktake, bool) {
+	for _, st := range open {
+		if st.Covers(loc) {
+			return st, true
+		}
+	}
+	return store.Stocktake{}, false
 }
 
 // scanSubmit records a scan from the /scan page for a bound session. It is
@@ -151,12 +179,17 @@ func (s *Service) scanSubmit(ctx context.Context, req events.ScanSubmitRequest) 
 	case "":
 	case refusedNotBound, refusedSuspended, refusedNotAllowed:
 		return events.ScanSubmitResponse{}, rpcErr(http.StatusForbidden, string(out.refused), out.message)
-	case refusedNoStocktake:
+	case refusedNoStocktake, refusedNoLocation, refusedOutOfScope:
 		return events.ScanSubmitResponse{}, rpcErr(http.StatusConflict, string(out.refused), out.message)
 	default:
 		return events.ScanSubmitResponse{}, rpcErr(http.StatusBadRequest, string(out.refused), out.message)
 	}
-	return events.ScanSubmitResponse{Message: out.message, Code: out.code, CodeType: out.codeType, Location: out.location, Count: out.count}, nil
+	resp := events.ScanSubmitResponse{Message: out.message, Code: out.code, CodeType: out.codeType, Location: out.location, Count: out.count}
+	if out.count > 0 {
+		ps := s.pageScan(out.scan, out.unknown, s.now())
+		resp.Scan = &ps
+	}
+	return resp, nil
 }
 
 // scanPage returns wx.config's values for the /scan page of a bound session.
@@ -175,10 +208,14 @@ func (s *Service) scanPage(ctx context.Context, req events.ScanPageRequest) (eve
 			return err
 		}
 		resp.EmployeeNo, resp.Name = b.EmployeeNo, b.Name
-		if st, err := tx.OpenStocktake(); err == nil {
-			resp.Stocktake = st.Name
-		}
 		resp.Location, _ = tx.Location(sess.OpenID)
+		open, err := tx.OpenStocktakes()
+		if err != nil {
+			return err
+		}
+		if st, ok := covering(open, resp.Location); ok {
+			resp.Stocktake, resp.StocktakeOpen = st.Name, true
+		}
 		return nil
 	})
 	if err != nil {

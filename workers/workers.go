@@ -6,8 +6,6 @@ package workers
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,6 +54,9 @@ type Config struct {
 	// Metrics receives the workers' measurements; nil keeps them
 	// unregistered.
 	Metrics *Metrics
+	// Location is the time zone of times shown in replies (default
+	// Asia/Shanghai; WXSCAN_TIMEZONE).
+	Location *time.Location
 }
 
 // Service runs the workers. Its methods are safe for concurrent use.
@@ -119,6 +120,13 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
+	if cfg.Location == nil {
+		loc, err := time.LoadLocation("Asia/Shanghai")
+		if err != nil {
+			return nil, fmt.Errorf("workers: time zone Asia/Shanghai: %w", err)
+		}
+		cfg.Location = loc
+	}
 	return &Service{cfg: cfg, db: cfg.DB, bus: cfg.Bus, wx: cfg.WeChat, log: cfg.Logger, now: cfg.Now, metrics: cfg.Metrics}, nil
 }
 
@@ -138,6 +146,9 @@ func (s *Service) Start(ctx context.Context) error {
 		events.OpBindSubmit:    rpc(s.bindSubmit),
 		events.OpScanPage:      rpc(s.scanPage),
 		events.OpScanSubmit:    rpc(s.scanSubmit),
+		events.OpScanRecent:    rpc(s.scanRecent),
+		events.OpScanQty:       rpc(s.scanQty),
+		events.OpScanUndo:      rpc(s.scanUndo),
 	} {
 		sub, err := s.bus.Serve(op, h)
 		if err != nil {
@@ -393,7 +404,13 @@ func (s *Service) apply(tx *store.Tx, e events.Event) (*events.Reply, *scanOutco
 		}
 		return reply(out.message), &out, nil
 	case e.MsgType == "text":
-		return reply(msgHelp(s.cfg.PublicURL)), nil, nil
+		// Idempotent on the message's id (MsgId) through Processed, like
+		// every event: a redelivered text changes nothing more.
+		text, err := s.text(tx, e.From, e.Content, scanTime(e))
+		if err != nil {
+			return nil, nil, err
+		}
+		return reply(text), nil, nil
 	}
 	return nil, nil, nil
 }
@@ -403,12 +420,4 @@ func scanTime(e events.Event) time.Time {
 		return time.Unix(e.CreateTime, 0).UTC()
 	}
 	return e.ReceivedAt
-}
-
-func randomToken(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(fmt.Sprintf("workers: crypto/rand: %v", err))
-	}
-	return hex.EncodeToString(b)
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wxscan/wxscan/events"
 )
 
 // LoadConfig is one load run: distinct, valid, signed pushes of one kind.
@@ -65,7 +67,7 @@ func (s *Sim) Load(ctx context.Context, cfg LoadConfig) (LoadReport, error) {
 		cfg.Duration = 5 * time.Second
 	}
 	if cfg.RunID == "" {
-		cfg.RunID = randomHex(3)
+		cfg.RunID = events.RandomHex(3)
 	}
 	// One build first, so that a bad configuration fails before the run.
 	if _, err := s.Build(s.loadPush(cfg, 0, 0)); err != nil {

@@ -113,3 +113,29 @@ func (p *Phone) Bind(ctx context.Context, openid, employeeNo, bindCode string) (
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	return PageResult{resp.StatusCode, string(b)}, nil
 }
+
+var scriptOrStyle = regexp.MustCompile(`(?s)<(script|style)[^>]*>.*?</(script|style)>`)
+
+// Text is the page's visible text on one line, roughly: what a person
+// reads on it, without markup, scripts or styles.
+func (r PageResult) Text() string {
+	page := r.Body
+	if i := strings.Index(page, "<body"); i >= 0 {
+		page = page[i:]
+	}
+	page = scriptOrStyle.ReplaceAllString(page, " ")
+	var b strings.Builder
+	in := false
+	for _, c := range page {
+		switch {
+		case c == '<':
+			in = true
+		case c == '>':
+			in = false
+			b.WriteByte(' ')
+		case !in:
+			b.WriteRune(c)
+		}
+	}
+	return strings.Join(strings.Fields(b.String()), " ")
+}

@@ -7,8 +7,6 @@ package wechatsim
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -16,12 +14,14 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/beevik/etree"
 
 	"github.com/wxscan/wxscan/callback"
+	"github.com/wxscan/wxscan/events"
 )
 
 // Modes of SPEC §4.
@@ -286,7 +286,7 @@ func (s *Sim) Echo(ctx context.Context) (Result, error) {
 	}
 	ts := strconv.FormatInt(s.Now().Unix(), 10)
 	nonce := "echo" + ts
-	echostr := randomHex(8)
+	echostr := events.RandomHex(8)
 	q := url.Values{"signature": {callback.Signature(s.Token, ts, nonce)}, "timestamp": {ts}, "nonce": {nonce}, "echostr": {echostr}}
 	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"?"+q.Encode(), nil)
 	if err != nil {
@@ -305,12 +305,6 @@ func (s *Sim) Echo(ctx context.Context) (Result, error) {
 	return res, nil
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 func firstNonEmpty(ss ...string) string {
 	for _, s := range ss {
 		if s != "" {
@@ -318,4 +312,26 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+// SendTimes sends req n times, as WeChat retries a push with the very same
+// query string: one after another, or all at once when concurrent. It
+// returns each answer and error in the order of the sends (the first is the
+// request, the others its retries).
+func (s *Sim) SendTimes(ctx context.Context, req Request, n int, concurrent bool) ([]Result, []error) {
+	results := make([]Result, n)
+	errs := make([]error, n)
+	send := func(i int) { results[i], errs[i] = s.Send(ctx, req) }
+	if !concurrent {
+		for i := range n {
+			send(i)
+		}
+		return results, errs
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { send(i) })
+	}
+	wg.Wait()
+	return results, errs
 }

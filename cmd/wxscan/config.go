@@ -17,11 +17,18 @@ import (
 // EncodingAESKey, admin token) come only from the environment or a file
 // (--*-file flags), never from a flag value, and are never logged.
 type Config struct {
-	Addr              string
-	DataDir           string
-	NATSURL           string
-	NATSListen        string
-	NATSCreds         string
+	Addr       string
+	DataDir    string
+	NATSURL    string
+	NATSListen string
+	NATSCreds  string
+	// NATSToken is the embedded NATS's client token; empty: generated and
+	// kept in DATA_DIR/nats.token.
+	NATSToken string
+	// NATSSyncInterval is how often the embedded JetStream fsyncs;
+	// NATSSyncAlways fsyncs before every acknowledgement (WXSCAN_NATS_SYNC).
+	NATSSyncInterval  time.Duration
+	NATSSyncAlways    bool
 	Roles             []string
 	StreamReplicas    int
 	AppID             string
@@ -37,7 +44,6 @@ type Config struct {
 	OAuthScope        string
 	AdminToken        string
 	MaxSkew           time.Duration
-	Server            string
 	LogLevel          string
 	LogFormat         string
 }
@@ -45,18 +51,18 @@ type Config struct {
 // DefaultConfig returns the defaults of SPEC §3.
 func DefaultConfig() Config {
 	return Config{
-		Addr:           ":8080",
-		DataDir:        "./data",
-		NATSListen:     "127.0.0.1:4222",
-		Roles:          []string{"callback", "workers"},
-		APIBase:        "https://api.weixin.qq.com",
-		OAuthBase:      "https://open.weixin.qq.com",
-		OAuthScope:     "snsapi_base",
-		MaxSkew:        300 * time.Second,
-		Server:         "http://127.0.0.1:8080",
-		LogLevel:       "info",
-		LogFormat:      "json",
-		StreamReplicas: 1,
+		Addr:             ":8080",
+		DataDir:          "./data",
+		NATSListen:       "127.0.0.1:4222",
+		NATSSyncInterval: time.Second,
+		Roles:            []string{"callback", "workers"},
+		APIBase:          "https://api.weixin.qq.com",
+		OAuthBase:        "https://open.weixin.qq.com",
+		OAuthScope:       "snsapi_base",
+		MaxSkew:          300 * time.Second,
+		LogLevel:         "info",
+		LogFormat:        "json",
+		StreamReplicas:   1,
 	}
 }
 
@@ -83,6 +89,25 @@ func (c *Config) bind(fs *flag.FlagSet, getenv env) *[]func() error {
 		}
 		fs.StringVar(p, name, *p, usage+" ("+envName+")")
 	}
+	// boolean is a real boolean flag (--name alone is true, --name=false
+	// works); its variable takes true/false, 1/0 (strconv.ParseBool).
+	boolean := func(p *bool, name, envName, usage string) {
+		if v := strings.TrimSpace(getenv(envName)); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil { // an error unless the flag overrides it
+				post = append(post, func() error {
+					set := false
+					fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+					if set {
+						return nil
+					}
+					return fmt.Errorf("%s: %q is not true or false", envName, v)
+				})
+			}
+			*p = b
+		}
+		fs.BoolVar(p, name, *p, usage+" ("+envName+")")
+	}
 	secret := func(p *string, name, envName, usage string) {
 		if v := getenv(envName); v != "" {
 			*p = v
@@ -106,6 +131,12 @@ func (c *Config) bind(fs *flag.FlagSet, getenv env) *[]func() error {
 	str(&c.NATSURL, "nats-url", "WXSCAN_NATS_URL", "external NATS URL(s); empty runs an embedded server")
 	str(&c.NATSListen, "nats-listen", "WXSCAN_NATS_LISTEN", "embedded NATS listen address, or off")
 	str(&c.NATSCreds, "nats-creds", "WXSCAN_NATS_CREDS", "NATS credentials file for an external NATS")
+	secret(&c.NATSToken, "nats-token", "WXSCAN_NATS_TOKEN", "the embedded NATS's client token")
+	natsSync := c.NATSSyncInterval.String()
+	if c.NATSSyncAlways {
+		natsSync = "always"
+	}
+	str(&natsSync, "nats-sync", "WXSCAN_NATS_SYNC", "embedded JetStream fsync interval, or always")
 	roles := strings.Join(c.Roles, ",")
 	str(&roles, "roles", "WXSCAN_ROLES", "roles this process runs: callback, workers")
 	replicas := strconv.Itoa(c.StreamReplicas)
@@ -116,8 +147,7 @@ func (c *Config) bind(fs *flag.FlagSet, getenv env) *[]func() error {
 	secret(&c.TokenPrev, "token-prev", "WXSCAN_TOKEN_PREV", "the previous Token")
 	secret(&c.AESKey, "aes-key", "WXSCAN_AES_KEY", "the EncodingAESKey")
 	secret(&c.AESKeyPrev, "aes-key-prev", "WXSCAN_AES_KEY_PREV", "the previous EncodingAESKey")
-	requireEnc := strconv.FormatBool(c.RequireEncryption)
-	str(&requireEnc, "require-encryption", "WXSCAN_REQUIRE_ENCRYPTION", "refuse plaintext POSTs (true/false)")
+	boolean(&c.RequireEncryption, "require-encryption", "WXSCAN_REQUIRE_ENCRYPTION", "refuse plaintext POSTs (safe mode only)")
 	str(&c.PublicURL, "public-url", "WXSCAN_PUBLIC_URL", "external base URL")
 	str(&c.APIBase, "api-base", "WXSCAN_API_BASE", "WeChat API base")
 	str(&c.OAuthBase, "oauth-base", "WXSCAN_OAUTH_BASE", "base of the OAuth authorize page")
@@ -125,7 +155,6 @@ func (c *Config) bind(fs *flag.FlagSet, getenv env) *[]func() error {
 	secret(&c.AdminToken, "admin-token", "WXSCAN_ADMIN_TOKEN", "the admin API bearer token")
 	skew := c.MaxSkew.String()
 	str(&skew, "max-skew", "WXSCAN_MAX_SKEW", "accepted callback timestamp distance")
-	str(&c.Server, "server", "WXSCAN_SERVER", "where the CLI finds a running serve")
 	str(&c.LogLevel, "log-level", "WXSCAN_LOG_LEVEL", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "WXSCAN_LOG_FORMAT", "json or text")
 	post = append(post, func() error {
@@ -140,16 +169,14 @@ func (c *Config) bind(fs *flag.FlagSet, getenv env) *[]func() error {
 			return fmt.Errorf("WXSCAN_STREAM_REPLICAS: %q is not a number", replicas)
 		}
 		c.StreamReplicas = n
-		b, err := strconv.ParseBool(strings.TrimSpace(requireEnc))
-		if err != nil {
-			return fmt.Errorf("WXSCAN_REQUIRE_ENCRYPTION: %q is not true or false", requireEnc)
-		}
-		c.RequireEncryption = b
 		d, err := parseDuration(skew)
 		if err != nil {
 			return fmt.Errorf("WXSCAN_MAX_SKEW: %q is not a duration like 300s", skew)
 		}
 		c.MaxSkew = d
+		if c.NATSSyncInterval, c.NATSSyncAlways, err = parseNATSSync(natsSync); err != nil {
+			return err
+		}
 		return nil
 	})
 	return &post
@@ -211,6 +238,9 @@ func (c Config) Validate() error {
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
 		errs = append(errs, fmt.Errorf("WXSCAN_STREAM_REPLICAS: %d is not between 1 and 5", c.StreamReplicas))
 	}
+	if c.NATSToken != "" && !validNATSToken(c.NATSToken) {
+		errs = append(errs, errors.New("WXSCAN_NATS_TOKEN: use at least 16 characters, only letters, digits and - . _ ~"))
+	}
 	if c.NATSURL == "" && c.DataDir == "" {
 		errs = append(errs, errors.New("WXSCAN_DATA_DIR is required for the embedded NATS server"))
 	}
@@ -233,4 +263,31 @@ func validAESKey(k string) bool {
 	}
 	b, err := base64.StdEncoding.DecodeString(k + "=")
 	return err == nil && len(b) == 32
+}
+
+// parseNATSSync reads WXSCAN_NATS_SYNC: a positive duration, or "always"
+// (fsync before every acknowledgement; the interval then stays 1 s for
+// what nats-server syncs on its own).
+func parseNATSSync(s string) (interval time.Duration, always bool, err error) {
+	if strings.TrimSpace(s) == "always" {
+		return time.Second, true, nil
+	}
+	d, err := parseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, false, fmt.Errorf("WXSCAN_NATS_SYNC: %q is not a positive duration like 1s, or always", s)
+	}
+	return d, false, nil
+}
+
+// validNATSToken accepts tokens that go into a nats:// URL as they are.
+func validNATSToken(t string) bool {
+	if len(t) < 16 {
+		return false
+	}
+	for _, c := range t {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-._~", c)) {
+			return false
+		}
+	}
+	return true
 }

@@ -8,9 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
-	"github.com/wxscan/wxscan/store"
+	"github.com/wxscan/wxscan/workers/admin"
 	"github.com/wxscan/wxscan/workers/fakewechat"
 )
 
@@ -24,12 +25,13 @@ const (
 	devAdminToken = "dev-admin-token"
 )
 
-// devStaff is the sample staff directory `wxscan dev` imports.
-var devStaff = []store.Staff{
-	{EmployeeNo: "E001", Name: "张三", BindCode: "111111", CanScan: true},
-	{EmployeeNo: "E002", Name: "李四", BindCode: "222222", CanScan: true},
-	{EmployeeNo: "E003", Name: "王五", BindCode: "333333", CanScan: false},
-}
+// devStaffCSV is the sample staff directory `wxscan dev` imports through
+// the admin API, as an operator would.
+const devStaffCSV = `employee_no,name,bind_code,can_scan
+E001,张三,111111,true
+E002,李四,222222,true
+E003,王五,333333,false
+`
 
 // runFakeWeChat serves the fake WeChat API until ctx ends.
 func runFakeWeChat(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
@@ -105,12 +107,16 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		return err
 	}
 	defer m.Close()
-	if m.workers != nil {
-		added, _, err := m.workers.db.ImportStaff(devStaff)
+	if m.workers != nil && c.AdminToken != "" {
+		client, err := admin.NewClient("http://"+m.HTTPAddr(), c.AdminToken)
+		if err != nil {
+			return err
+		}
+		res, err := client.ImportUsers(ctx, strings.NewReader(devStaffCSV), "")
 		if err != nil {
 			return fmt.Errorf("import sample staff: %w", err)
 		}
-		log.Info("sample staff imported", "added", added)
+		log.Info("sample staff imported", "added", res.Added, "updated", res.Updated)
 	}
 	fmt.Fprintf(stdout, devBanner, c.PublicURL, "http://"+m.HTTPAddr(), fakeURL, c.DataDir,
 		"http://"+m.HTTPAddr(), c.AdminToken, c.Token, c.AESKey, c.AppID, c.PublicURL)
@@ -127,7 +133,8 @@ wxscan dev is running (Ctrl-C to stop): callback, workers, embedded NATS and a f
   data dir       %s
 Sample staff: E001 张三 (bind code 111111), E002 李四 (222222), E003 王五 (333333, may not scan).
 
-Try the whole flow from another terminal:
+Try the whole flow from another terminal, in this repository (or run
+"go install ./cmd/wxscan" once and type wxscan instead of go run ./cmd/wxscan):
   export WXSCAN_SERVER=%s WXSCAN_ADMIN_TOKEN=%s
   export WXSCAN_TOKEN=%s WXSCAN_AES_KEY=%s WXSCAN_APPID=%s
   go run ./cmd/wxscan simulate subscribe --openid oDevUser0001

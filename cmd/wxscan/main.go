@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // the zone data for WXSCAN_TIMEZONE in a minimal container
 )
 
 const usage = `wxscan: WeChat stocktake scanning (callback, workers, operator tools)
@@ -23,14 +24,17 @@ Service:
   fakewechat   serve a fake WeChat API (token, oauth2, custom send, menu, ticket)
   simulate     play the WeChat server against a callback URL (and load-test it)
 
-Operator (a thin client of the admin API at WXSCAN_SERVER, WXSCAN_ADMIN_TOKEN):
-  users import FILE.csv
+Operator (a thin client of the admin API at WXSCAN_SERVER, default
+http://127.0.0.1:8080, with WXSCAN_ADMIN_TOKEN; every one takes --server URL
+and --json):
+  users import FILE
   stocktake open NAME | close ID | list
   scans export --stocktake ID [--format csv|json] [--summary]
-  bindings list [--json] | remove OPENID
+  bindings list | remove OPENID
   menu push
   dlq list | replay ID|--all
   status
+  backup FILE [--force]   a copy of the database; refuses an existing FILE unless --force
 `
 
 func main() {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -228,6 +230,11 @@ func TestOperatorCLIErrors(t *testing.T) {
 	ln.Close()
 	plain := httptest.NewServer(http.NotFoundHandler()) // a server without the admin API
 	t.Cleanup(plain.Close)
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, "<html><body>Welcome to nginx!</body></html>")
+	}))
+	t.Cleanup(page.Close)
 
 	tests := []struct {
 		name    string
@@ -241,7 +248,9 @@ func TestOperatorCLIErrors(t *testing.T) {
 		{name: "admin off", server: off.URL, token: cliToken, args: []string{"stocktake", "list"},
 			wantErr: "wxscan stocktake: admin API is off: set WXSCAN_ADMIN_TOKEN on the server\n"},
 		{name: "not an admin API", server: plain.URL, token: cliToken, args: []string{"bindings", "list"},
-			wantErr: "wxscan bindings: admin API is off: set WXSCAN_ADMIN_TOKEN on the server\n"},
+			wantErr: "wxscan bindings: " + plain.URL + " does not look like a wxscan server (404 Not Found, text/plain)\n"},
+		{name: "an HTML page", server: page.URL, token: cliToken, args: []string{"status"},
+			wantErr: "wxscan status: " + page.URL + " does not look like a wxscan server (200 OK, text/html)\n"},
 		{name: "wrong token", server: on.URL, token: "wrong", args: []string{"status"},
 			wantErr: "wxscan status: unauthorized: check WXSCAN_ADMIN_TOKEN\n"},
 		{name: "no token", server: on.URL, token: "", args: []string{"dlq", "list"},
@@ -279,6 +288,83 @@ func TestOperatorCLIErrors(t *testing.T) {
 		}
 		if !strings.Contains(r.stderr, "-stocktake ID") {
 			t.Fatalf("help lacks --stocktake: %q", r.stderr)
+		}
+	})
+}
+
+func TestOperatorCLIBackup(t *testing.T) {
+	e := admintest.MustServer(t, cliToken)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "wxscan-backup.db")
+
+	r := runCLI(t, e.URL, cliToken, "backup", path)
+	if r.code != 0 && strings.Contains(r.stderr, "no such endpoint: GET /admin/backup") {
+		t.Skip("this server has no GET /admin/backup yet")
+	}
+	r.mustOK(t)
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := r.stdout, fmt.Sprintf("wrote backup %s (%d bytes)\n", path, info.Size()); got != want {
+		t.Fatalf("stdout=%q, want %q", got, want)
+	}
+	if got, want := info.Mode().Perm(), os.FileMode(0o600); got != want {
+		t.Fatalf("backup mode=%v, want %v", got, want)
+	}
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatalf("the backup does not open as a store: %v", err)
+	}
+	db.Close()
+
+	// An existing file is kept unless --force.
+	r = runCLI(t, e.URL, cliToken, "backup", path)
+	if got, want := r.stderr, "wxscan backup: "+path+" exists: choose another name or add --force to replace it\n"; r.code != 1 || got != want {
+		t.Fatalf("exit %d, stderr=%q, want %q", r.code, got, want)
+	}
+	runCLI(t, e.URL, cliToken, "backup", "--force", path).mustOK(t)
+	entries, _ := os.ReadDir(dir)
+	if got, want := len(entries), 1; got != want {
+		t.Fatalf("files in the backup dir=%d, want %d (no temporary file left)", got, want)
+	}
+}
+
+func TestOperatorCLIBackupFails(t *testing.T) {
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, "<html><body>Please sign in</body></html>")
+	}))
+	t.Cleanup(page.Close)
+	off := admintest.MustServer(t, "")
+	tests := []struct {
+		name, server, wantErr string
+	}{
+		{name: "not wxscan", server: page.URL,
+			wantErr: "wxscan backup: " + page.URL + " does not look like a wxscan server (200 OK, text/html)\n"},
+		{name: "admin off", server: off.URL, wantErr: "wxscan backup: admin API is off: set WXSCAN_ADMIN_TOKEN on the server\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "b.db")
+			r := runCLI(t, tt.server, cliToken, "backup", path)
+			if r.code != 1 || r.stderr != tt.wantErr {
+				t.Fatalf("exit %d, stderr=%q, want %q", r.code, r.stderr, tt.wantErr)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Fatalf("a failed backup left %v", entries)
+			}
+		})
+	}
+	t.Run("existing file kept", func(t *testing.T) {
+		path := writeFile(t, "old.db", "old backup")
+		r := runCLI(t, page.URL, cliToken, "backup", path)
+		if r.code != 1 {
+			t.Fatalf("exit %d", r.code)
+		}
+		if b, _ := os.ReadFile(path); string(b) != "old backup" {
+			t.Fatalf("existing file changed to %q", b)
 		}
 	})
 }

@@ -103,9 +103,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.closers = append(m.closers, w.closeStore)
 	}
 	opts := events.Options{URL: cfg.NATSURL, CredsFile: cfg.NATSCreds, AppID: cfg.AppID,
-		Name: "wxscan " + fmt.Sprint(cfg.Roles), Replicas: cfg.StreamReplicas, Logger: log}
+		Name: "wxscan " + fmt.Sprint(cfg.Roles), Replicas: cfg.StreamReplicas, Logger: log,
+		DuplicateWindow: events.DuplicateWindowFor(cfg.MaxSkew), InboxPrefix: inboxPrefix(cfg)}
 	if cfg.NATSURL == "" {
-		srv, err := events.StartServer(events.ServerConfig{StoreDir: events.StoreDirOf(cfg.DataDir), Listen: cfg.NATSListen})
+		token := cfg.NATSToken
+		if token == "" {
+			if token, err = events.LoadOrCreateToken(events.TokenFileOf(cfg.DataDir)); err != nil {
+				return err
+			}
+		}
+		srv, err := events.StartServer(events.ServerConfig{StoreDir: events.StoreDirOf(cfg.DataDir), Listen: cfg.NATSListen,
+			Token: token, SyncInterval: cfg.NATSSyncInterval, SyncAlways: cfg.NATSSyncAlways})
 		if errors.Is(err, events.ErrStoreLocked) {
 			return dataDirError(cfg.DataDir, err)
 		}
@@ -115,7 +123,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.natsSrv = srv
 		m.closers = append(m.closers, func() error { srv.Close(); return nil })
 		opts.Server = srv
-		log.Info("embedded nats started", "listen", cfg.NATSListen, "store", events.StoreDirOf(cfg.DataDir))
+		sync := cfg.NATSSyncInterval.String()
+		if cfg.NATSSyncAlways {
+			sync = "always"
+		}
+		log.Info("embedded nats started", "listen", cfg.NATSListen, "store", events.StoreDirOf(cfg.DataDir), "sync", sync)
 	}
 	opts.Metrics = events.NewMetrics(reg)
 	bus, err := events.Connect(ctx, opts)
@@ -152,6 +164,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	mux.Handle("GET /readyz", health)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	if cfg.HasRole("callback") {
+		if cfg.AESKey != "" && !cfg.RequireEncryption {
+			log.Warn("WXSCAN_AES_KEY is set but WXSCAN_REQUIRE_ENCRYPTION is not: plaintext POSTs are still accepted; set WXSCAN_REQUIRE_ENCRYPTION=true once the account is in safe mode")
+		}
 		h, err := callback.NewWeChatHandler(callback.Config{
 			AppID:             cfg.AppID,
 			Tokens:            []string{cfg.Token, cfg.TokenPrev},
@@ -226,13 +241,28 @@ func (m *Main) HTTPAddr() string {
 	return m.ln.Addr().String()
 }
 
-// NATSURL is the embedded server's client URL, or "" when external or
-// in-process only.
+// NATSURL is the embedded server's client URL with its token in it
+// (nats://TOKEN@127.0.0.1:4222), or "" when external or in-process only.
+// It carries a secret: never log it.
 func (m *Main) NATSURL() string {
 	if m.natsSrv == nil || m.Config.NATSListen == "off" {
 		return ""
 	}
-	return m.natsSrv.ClientURL()
+	return m.natsSrv.URL()
+}
+
+// inboxPrefix gives a single-role process reply subjects of its own, which
+// the per-role NATS users of events/natsconf allow it (and only it) to read.
+func inboxPrefix(cfg Config) string {
+	switch {
+	case len(cfg.Roles) != 1:
+		return ""
+	case cfg.HasRole("callback"):
+		return "_INBOX_callback"
+	case cfg.HasRole("workers"):
+		return "_INBOX_workers"
+	}
+	return ""
 }
 
 // Close stops taking requests, finishes those in flight, stops the

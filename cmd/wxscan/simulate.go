@@ -1,21 +1,18 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/wxscan/wxscan/callback/wechatsim"
@@ -44,7 +41,7 @@ type simFlags struct {
 func (f *simFlags) bind(fs *flag.FlagSet, getenv func(string) string) {
 	server := getenv("WXSCAN_SERVER")
 	if server == "" {
-		server = DefaultConfig().Server
+		server = defaultServer
 	}
 	fs.StringVar(&f.url, "url", strings.TrimRight(server, "/")+"/wechat/callback", "callback URL")
 	fs.StringVar(&f.mode, "mode", "plain", "plain, compat or safe")
@@ -100,21 +97,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	if err != nil {
 		return err
 	}
-	n := 1 + max(*retries, 0)
-	results := make([]wechatsim.Result, n)
-	errs := make([]error, n)
-	send := func(i int) { results[i], errs[i] = sim.Send(ctx, req) }
-	if *concurrent {
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() { send(i) })
-		}
-		wg.Wait()
-	} else {
-		for i := range n {
-			send(i)
-		}
-	}
+	results, errs := sim.SendTimes(ctx, req, 1+max(*retries, 0), *concurrent)
 	failed := false
 	for i, res := range results {
 		label := "request"
@@ -162,6 +145,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	openids := fs.String("openids", "", "comma-separated senders, round robin (e.g. bound staff); default: a new openid per push")
 	roles := fs.String("roles", "callback", "self-hosted: the roles to run (callback,workers also records scans, with a fake WeChat API)")
+	natsSync := fs.String("nats-sync", cmp.Or(getenv("WXSCAN_NATS_SYNC"), "1s"), "self-hosted: how often the embedded JetStream fsyncs, or always (WXSCAN_NATS_SYNC)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -194,68 +178,41 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 			rl = append(rl, r)
 		}
 	}
-	res, err := selfLoad(ctx, f.mode, lc, rl, stderr)
+	interval, always, err := parseNATSSync(*natsSync)
+	if err != nil {
+		return err
+	}
+	res, err := selfLoad(ctx, f.mode, lc, rl, func(c *Config) { c.NATSSyncInterval, c.NATSSyncAlways = interval, always }, stderr)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(res)
 	}
-	fmt.Fprintf(stdout, "baseline (bare net/http):  %s\n", res.Baseline)
-	fmt.Fprintf(stdout, "wxscan callback (%s, %s): %s\n", *kind, f.mode, res.Callback)
-	fmt.Fprintf(stdout, "ratio callback/baseline req/s: %.2f\n", res.Ratio)
-	fmt.Fprintf(stdout, "stream messages: %d for %d accepted events\n", res.StreamMsgs, res.Callback.OK)
-	if res.Scans > 0 {
-		fmt.Fprintf(stdout, "scans recorded: %d, %.0f/s end to end (callback accepted %.0f/s): ratio %.2f\n",
-			res.Scans, res.ScansPerSec, float64(res.Callback.OK)/res.Callback.Elapsed.Seconds(),
-			res.ScansPerSec/(float64(res.Callback.OK)/res.Callback.Elapsed.Seconds()))
-	}
-	if res.StreamMsgs != uint64(res.Callback.OK) || res.Callback.Errors > 0 {
-		return fmt.Errorf("expected no errors and one stream message per accepted event")
-	}
-	return nil
-}
-
-// SelfLoad is a measured comparison of the callback with a bare handler.
-type SelfLoad struct {
-	Baseline   wechatsim.LoadReport `json:"baseline"`
-	Callback   wechatsim.LoadReport `json:"callback"`
-	Ratio      float64              `json:"ratio"`
-	StreamMsgs uint64               `json:"stream_msgs"`
-	// With the workers role: scans recorded, and per second from the start
-	// of the load until the last one was recorded.
-	Scans       int     `json:"scans_recorded,omitempty"`
-	ScansPerSec float64 `json:"scans_per_sec,omitempty"`
+	res.WriteText(stdout, *kind, f.mode)
+	return res.Check()
 }
 
 // loadStaff is how many bound staff a self-hosted scan load scans as.
 const loadStaff = 64
 
-// selfLoad runs lc against a bare handler and then against a wxscan of its
-// own (embedded NATS in a temporary directory, the given roles; with the
-// workers, a fake WeChat API and bound staff with an open stocktake), in
-// this process.
-func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles []string, stderr io.Writer) (SelfLoad, error) {
-	var out SelfLoad
+// selfLoad starts a wxscan of its own in this process (embedded NATS in a
+// temporary directory, the given roles; with the workers, a fake WeChat API
+// and bound staff with an open stocktake) and runs wechatsim.RunSelfLoad
+// against it.
+func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles []string, set func(*Config), stderr io.Writer) (wechatsim.SelfLoad, error) {
 	dir, err := os.MkdirTemp("", "wxscan-load-")
 	if err != nil {
-		return out, err
+		return wechatsim.SelfLoad{}, err
 	}
 	defer os.RemoveAll(dir)
-	token, aesKey, appid := randomHexStr(16), randomAESKey(), "wxload"+randomHexStr(5)
+	token, aesKey, appid := events.RandomHex(8), randomAESKey(), "wxload"+events.RandomHex(3)[:5]
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-
-	bare, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return out, err
-	}
-	bareSrv := &http.Server{Handler: wechatsim.BareHandler()}
-	go bareSrv.Serve(bare)
-	defer bareSrv.Close()
 
 	m := NewMain()
 	c := &m.Config
 	c.Addr, c.DataDir, c.NATSListen, c.Roles = "127.0.0.1:0", dir, "off", roles
+	set(c)
 	c.AppID, c.Token, c.AESKey, c.AppSecret = appid, token, aesKey, "load-secret"
 	c.PublicURL = "http://127.0.0.1"
 	m.Logger = log
@@ -263,67 +220,54 @@ func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles [
 	if workers {
 		fake, ln, err := serveFake("127.0.0.1:0", fakewechat.Config{Logger: log})
 		if err != nil {
-			return out, err
+			return wechatsim.SelfLoad{}, err
 		}
 		defer fake.Close()
 		c.APIBase, c.OAuthBase = "http://"+ln.Addr().String(), "http://"+ln.Addr().String()
 		if lc.Kind == "scan" {
 			lc.OpenIDs = prepareLoadStaff(dir)
 			if lc.OpenIDs == nil {
-				return out, fmt.Errorf("prepare load staff failed")
+				return wechatsim.SelfLoad{}, fmt.Errorf("prepare load staff failed")
 			}
 		}
 	}
 	if err := c.Validate(); err != nil {
-		return out, err
+		return wechatsim.SelfLoad{}, err
 	}
 	if err := m.Run(ctx); err != nil {
-		return out, err
+		return wechatsim.SelfLoad{}, err
 	}
 	defer m.Close()
 
-	sim := func(url string) *wechatsim.Sim {
+	target := wechatsim.Target{
+		URL: "http://" + m.HTTPAddr() + "/wechat/callback",
+		StreamMsgs: func(ctx context.Context) (uint64, error) {
+			st, err := m.bus.JetStream().Stream(ctx, events.StreamName)
+			if err != nil {
+				return 0, err
+			}
+			info, err := st.Info(ctx)
+			if err != nil {
+				return 0, err
+			}
+			return info.State.Msgs, nil
+		},
+	}
+	if workers && lc.Kind == "scan" {
+		target.RecordedScans = func() (int, error) {
+			stk, err := m.workers.db.OpenStocktakeNow()
+			return stk.Scans, err
+		}
+	}
+	newSim := func(url string) *wechatsim.Sim {
 		return &wechatsim.Sim{URL: url, Token: token, AESKey: aesKey, AppID: appid, Mode: mode}
 	}
-	if out.Baseline, err = sim("http://"+bare.Addr().String()+"/wechat/callback").Load(ctx, lc); err != nil {
-		return out, err
-	}
-	start := time.Now()
-	if out.Callback, err = sim("http://"+m.HTTPAddr()+"/wechat/callback").Load(ctx, lc); err != nil {
-		return out, err
-	}
-	if out.Baseline.RPS > 0 {
-		out.Ratio = out.Callback.RPS / out.Baseline.RPS
-	}
-	st, err := m.bus.JetStream().Stream(ctx, events.StreamName)
-	if err != nil {
-		return out, err
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return out, err
-	}
-	out.StreamMsgs = info.State.Msgs
-	if workers && lc.Kind == "scan" {
-		// Wait for the workers to record every accepted scan.
-		deadline := time.Now().Add(60 * time.Second)
-		for time.Now().Before(deadline) {
-			stk, err := m.workers.db.OpenStocktakeNow()
-			if err != nil {
-				return out, err
-			}
-			if out.Scans = stk.Scans; out.Scans >= out.Callback.OK {
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		out.ScansPerSec = float64(out.Scans) / time.Since(start).Seconds()
-	}
-	return out, nil
+	return wechatsim.RunSelfLoad(ctx, newSim, lc, target)
 }
 
 // prepareLoadStaff binds loadStaff staff members and opens a stocktake in
-// the store under dir, and returns their openids.
+// the store under dir, before the process takes it, and returns their
+// openids.
 func prepareLoadStaff(dir string) []string {
 	db, err := store.Open(dbPath(dir), store.Options{})
 	if err != nil {
@@ -350,12 +294,6 @@ func prepareLoadStaff(dir string) []string {
 	return openids
 }
 
-func randomHexStr(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)[:n]
-}
-
 // randomAESKey returns a fresh 43-character EncodingAESKey.
 func randomAESKey() string {
 	b := make([]byte, 32)
@@ -370,42 +308,18 @@ func simulateBind(ctx context.Context, openid, employee, code string, stdout io.
 	}
 	server := getenv("WXSCAN_SERVER")
 	if server == "" {
-		server = DefaultConfig().Server
+		server = defaultServer
 	}
 	p := &wechatsim.Phone{Server: server}
 	res, err := p.Bind(ctx, openid, employee, code)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "POST /bind: %d %s\n", res.Status, pageText(res.Body))
+	fmt.Fprintf(stdout, "POST /bind: %d %s\n", res.Status, foldLine(res.Text()))
 	if res.Status != http.StatusOK {
 		return fmt.Errorf("binding refused (%d)", res.Status)
 	}
 	return nil
-}
-
-var scriptOrStyle = regexp.MustCompile(`(?s)<(script|style)[^>]*>.*?</(script|style)>`)
-
-// pageText is a page's visible text on one line, roughly.
-func pageText(html string) string {
-	if i := strings.Index(html, "<body"); i >= 0 {
-		html = html[i:]
-	}
-	html = scriptOrStyle.ReplaceAllString(html, " ")
-	var b strings.Builder
-	in := false
-	for _, r := range html {
-		switch {
-		case r == '<':
-			in = true
-		case r == '>':
-			in = false
-			b.WriteByte(' ')
-		case !in:
-			b.WriteRune(r)
-		}
-	}
-	return foldLine(strings.Join(strings.Fields(b.String()), " "))
 }
 
 // foldLine keeps a page or answer on one short line for the terminal.

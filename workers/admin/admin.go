@@ -1,7 +1,11 @@
 // Package admin is wxscan's admin HTTP API (SPEC §7): the staff directory
 // import, stocktakes, scan exports, bindings, the custom menu, the dead-letter
-// queue and a status summary, all as JSON behind a bearer token. The `wxscan`
-// operator commands are a thin client of it.
+// queue and a status summary, all as JSON behind a bearer token. Its wire
+// types are in api.go; Client (client.go) is its Go client, which the
+// `wxscan` operator commands are a thin layer over.
+//
+// Every answer carries the header Wxscan-Admin (OffHeader): "on", or "off"
+// while the API is off.
 //
 // Every error answer is JSON {"error":"<one English line>"} with a 4xx or 5xx
 // status: 400 bad input, 401 missing or wrong token, 404 unknown stocktake,
@@ -25,11 +29,6 @@ import (
 	"github.com/wxscan/wxscan/store"
 	"github.com/wxscan/wxscan/workers/wechatapi"
 )
-
-// OffHeader is set to "off" on the 404 answers of an admin API that has no
-// token configured, so that a client can tell "the API is off" from "no such
-// record".
-const OffHeader = "Wxscan-Admin"
 
 // MaxImportBytes bounds the body of POST /admin/users/import.
 const MaxImportBytes = 10 << 20
@@ -124,14 +123,15 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) serve(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set(OffHeader, "on")
 	if s.tokenSum == nil {
 		w.Header().Set(OffHeader, "off")
-		writeJSON(w, http.StatusNotFound, errorBody{"admin API is off: set WXSCAN_ADMIN_TOKEN on the server"})
+		writeJSON(w, http.StatusNotFound, ErrorBody{"admin API is off: set WXSCAN_ADMIN_TOKEN on the server"})
 		return
 	}
 	if err := s.authorize(r); err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="wxscan admin"`)
-		writeJSON(w, http.StatusUnauthorized, errorBody{err.Error()})
+		writeJSON(w, http.StatusUnauthorized, ErrorBody{err.Error()})
 		return
 	}
 	if _, pattern := s.mux.Handler(r); pattern == "" {
@@ -149,7 +149,7 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		if code == http.StatusMethodNotAllowed {
 			msg = fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path)
 		}
-		writeJSON(w, code, errorBody{msg})
+		writeJSON(w, code, ErrorBody{msg})
 		return
 	}
 	s.mux.ServeHTTP(w, r)
@@ -168,11 +168,6 @@ func (s *server) authorize(r *http.Request) error {
 		return errors.New("wrong bearer token")
 	}
 	return nil
-}
-
-// errorBody is every error answer.
-type errorBody struct {
-	Error string `json:"error"`
 }
 
 // apiError is an error whose status and message a handler chose. It wraps
@@ -251,7 +246,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case code >= 500:
 		s.cfg.Logger.Warn("admin request failed", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
 	}
-	writeJSON(w, code, errorBody{msg})
+	writeJSON(w, code, ErrorBody{msg})
 }
 
 // writeJSON answers v as JSON with code.

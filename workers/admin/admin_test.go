@@ -150,10 +150,10 @@ type counts struct {
 func TestAdminImport(t *testing.T) {
 	e := admintest.MustServer(t, token)
 	good := "\ufeffname, employee_no ,bind_code,can_scan\n" +
-		"张三,E001,1111,是\n" +
-		"Li Si , E002 ,2222,no\n" +
+		"张三,E001,111111,是\n" +
+		"Li Si , E002 ,222222,no\n" +
 		"\n" +
-		"Wang,E003,3333,\n"
+		"Wang,E003,333333,\n"
 
 	code, body := do(t, e, "POST", "/admin/users/import", "text/csv", good)
 	if got, want := code, http.StatusOK; got != want {
@@ -167,9 +167,9 @@ func TestAdminImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantStaff := []store.Staff{
-		{EmployeeNo: "E001", Name: "张三", BindCode: "1111", CanScan: true},
-		{EmployeeNo: "E002", Name: "Li Si", BindCode: "2222", CanScan: false},
-		{EmployeeNo: "E003", Name: "Wang", BindCode: "3333", CanScan: false},
+		{EmployeeNo: "E001", Name: "张三", BindCode: "111111", CanScan: true},
+		{EmployeeNo: "E002", Name: "Li Si", BindCode: "222222", CanScan: false},
+		{EmployeeNo: "E003", Name: "Wang", BindCode: "333333", CanScan: false},
 	}
 	if !reflect.DeepEqual(staff, wantStaff) {
 		t.Fatalf("staff=%+v, want %+v", staff, wantStaff)
@@ -177,7 +177,7 @@ func TestAdminImport(t *testing.T) {
 
 	// Re-import: one changed, one new, the rest unchanged.
 	code, body = do(t, e, "POST", "/admin/users/import", "text/csv",
-		"employee_no,name,bind_code,can_scan\nE001,张三,1111,yes\nE002,Li Si,9999,Y\nE004,Zhao,4444,1\n")
+		"employee_no,name,bind_code,can_scan\nE001,张三,111111,yes\nE002,Li Si,999999,Y\nE004,Zhao,444444,1\n")
 	if got, want := code, http.StatusOK; got != want {
 		t.Fatalf("status=%d, want %d (%s)", got, want, body)
 	}
@@ -347,7 +347,8 @@ func TestAdminExport(t *testing.T) {
 			t.Fatalf("rows=%d, want %d", got, want)
 		}
 		want := map[string]any{"stocktake_id": "ST0001", "employee_no": "E001", "openid": "oA", "code_type": "EAN_13",
-			"code": "6901234567892", "location": "A-01", "qty": 1.0, "scanned_at": "2025-03-01T02:00:00Z", "event_id": "ev1"}
+			"code": "6901234567892", "location": "A-01", "qty": 1.0, "scanned_at": "2025-03-01T02:00:00Z", "event_id": "ev1",
+			"sku": "6901234567892", "name": ""}
 		if !reflect.DeepEqual(rows[0], want) {
 			t.Fatalf("row 0=%v, want %v", rows[0], want)
 		}
@@ -432,7 +433,7 @@ func get(tb testing.TB, e *admintest.Env, path string) response {
 
 func TestAdminBindings(t *testing.T) {
 	e := admintest.MustServer(t, token)
-	e.MustImport(t, store.Staff{EmployeeNo: "E001", Name: "张三", BindCode: "1"}, store.Staff{EmployeeNo: "E002", Name: "Li", BindCode: "2"})
+	e.MustImport(t, store.Staff{EmployeeNo: "E001", Name: "张三", BindCode: "111111"}, store.Staff{EmployeeNo: "E002", Name: "Li", BindCode: "222222"})
 	for openid, emp := range map[string]string{"oB": "E002", "oA": "E001"} {
 		if _, err := e.DB.Bind(openid, emp, "", e.Clock.Now()); err != nil {
 			t.Fatal(err)

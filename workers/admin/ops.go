@@ -24,7 +24,7 @@ func (s *server) listBindings(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if list == nil {
-		list = []store.Binding{}
+		list = []Binding{}
 	}
 	writeJSON(w, http.StatusOK, list)
 	return nil
@@ -91,7 +91,7 @@ func (s *server) listDLQ(w http.ResponseWriter, r *http.Request) error {
 		return unavailable(err, "cannot read the DLQ from NATS")
 	}
 	if list == nil {
-		list = []events.DeadLetter{}
+		list = []DeadLetter{}
 	}
 	writeJSON(w, http.StatusOK, list)
 	return nil
@@ -148,26 +148,8 @@ func (s *server) replayAll(w http.ResponseWriter, r *http.Request) error {
 		n++
 	}
 	s.cfg.Logger.Info("admin replayed dead letters", "count", n)
-	writeJSON(w, http.StatusOK, struct {
-		Replayed int `json:"replayed"`
-	}{n})
+	writeJSON(w, http.StatusOK, ReplayAllResult{Replayed: n})
 	return nil
-}
-
-// Status is the answer of GET /admin/status. The token fields are left out
-// when the process has no WeChat client, LastTokenRefresh also before the
-// first refresh.
-type Status struct {
-	StreamMsgs          uint64     `json:"stream_msgs"`
-	StreamBytes         uint64     `json:"stream_bytes"`
-	DLQMsgs             uint64     `json:"dlq_msgs"`
-	ConsumerPending     uint64     `json:"consumer_pending"`
-	ConsumerAckPending  int        `json:"consumer_ack_pending"`
-	ConsumerRedelivered int        `json:"consumer_redelivered"`
-	LastTokenRefresh    *time.Time `json:"last_token_refresh,omitempty"`
-	TokenRefreshes      *int       `json:"token_refreshes,omitempty"`
-	ScansToday          int        `json:"scans_today"`
-	Outbox              int        `json:"outbox"`
 }
 
 // status is GET /admin/status; 503 when NATS cannot be reached.

@@ -14,13 +14,6 @@ import (
 	"github.com/wxscan/wxscan/store"
 )
 
-// Stocktake is a stocktake as the admin API shows it: the store's record
-// plus its state, "open" or "closed".
-type Stocktake struct {
-	store.Stocktake
-	State string `json:"state"`
-}
-
 func stocktakeOf(st store.Stocktake) Stocktake {
 	state := "closed"
 	if st.Open() {
@@ -38,9 +31,7 @@ var SummaryColumns = []string{"location", "code", "qty"}
 // openStocktake is POST /admin/stocktakes {"name":"..."}: 201 and the new
 // stocktake, 409 while another is open.
 func (s *server) openStocktake(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Name string `json:"name"`
-	}
+	var req OpenStocktakeRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	if err := dec.Decode(&req); err != nil {
 		return errorf(http.StatusBadRequest, "body: want JSON {\"name\":\"...\"}: %v", err)

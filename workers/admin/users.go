@@ -28,10 +28,7 @@ func (s *server) importUsers(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Added   int `json:"added"`
-		Updated int `json:"updated"`
-	}{added, updated})
+	writeJSON(w, http.StatusOK, ImportResult{Added: added, Updated: updated})
 	return nil
 }
 
