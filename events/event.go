@@ -14,8 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/beevik/etree"
 )
 
 // Version is the payload version carried in Event.V.
@@ -57,60 +55,51 @@ type Event struct {
 
 // Parse reads one plaintext WeChat XML push into an Event for appid. Unknown
 // elements are kept in XML and are never an error. It fails with ErrInvalid
-// when the XML does not parse or lacks ToUserName, FromUserName, CreateTime or
-// MsgType.
+// when the XML does not parse (see ReadDoc) or lacks ToUserName,
+// FromUserName, CreateTime or MsgType.
 func Parse(appid string, raw []byte, receivedAt time.Time) (Event, error) {
-	doc := etree.NewDocument()
-	doc.ReadSettings.MaxDepth = 16
-	if err := doc.ReadFromBytes(raw); err != nil {
-		return Event{}, fmt.Errorf("events: parse xml: %w: %v", ErrInvalid, err)
+	d, err := ReadDoc(raw)
+	if err != nil {
+		return Event{}, err
 	}
-	root := doc.Root()
-	if root == nil || root.Tag != "xml" {
-		return Event{}, fmt.Errorf("events: parse xml: %w: root element is not <xml>", ErrInvalid)
-	}
-	text := func(path ...string) string {
-		el := root
-		for _, p := range path {
-			if el = el.SelectElement(p); el == nil {
-				return ""
-			}
-		}
-		return strings.TrimSpace(el.Text())
-	}
+	return d.Event(appid, receivedAt)
+}
+
+// Event is the push as an Event for appid, as Parse returns it; the
+// callback uses it to parse a compatible-mode body once for both its
+// Encrypt element and the event.
+func (d *Doc) Event(appid string, receivedAt time.Time) (Event, error) {
+	t := &d.text
 	e := Event{
 		V:          Version,
 		AppID:      appid,
-		To:         text("ToUserName"),
-		From:       text("FromUserName"),
-		MsgType:    text("MsgType"),
-		Event:      text("Event"),
-		EventKey:   text("EventKey"),
-		Ticket:     text("Ticket"),
-		Content:    text("Content"),
-		MsgID:      text("MsgId"),
-		Latitude:   text("Latitude"),
-		Longitude:  text("Longitude"),
-		Precision:  text("Precision"),
+		To:         t[fTo],
+		From:       t[fFrom],
+		MsgType:    t[fMsgType],
+		Event:      t[fEvent],
+		EventKey:   t[fEventKey],
+		Ticket:     t[fTicket],
+		Content:    t[fContent],
+		MsgID:      t[fMsgId],
+		Latitude:   t[fLatitude],
+		Longitude:  t[fLongitude],
+		Precision:  t[fPrecision],
 		ReceivedAt: receivedAt.UTC(),
-		XML:        string(raw),
+		XML:        string(d.raw),
 	}
 	if e.MsgID == "" {
-		e.MsgID = text("MsgID")
+		e.MsgID = t[fMsgID]
 	}
 	if e.MsgType == "location" { // a location message, not the LOCATION event
-		e.Latitude, e.Longitude, e.Precision = text("Location_X"), text("Location_Y"), text("Scale")
+		e.Latitude, e.Longitude, e.Precision = t[fLocationX], t[fLocationY], t[fScale]
 	}
 	switch {
-	case root.SelectElement("ScanCodeInfo") != nil:
-		e.ScanType = text("ScanCodeInfo", "ScanType")
-		e.ScanResult = text("ScanCodeInfo", "ScanResult")
-	case root.SelectElement("SendLocationInfo") != nil:
-		e.Latitude = text("SendLocationInfo", "Location_X")
-		e.Longitude = text("SendLocationInfo", "Location_Y")
-		e.Precision = text("SendLocationInfo", "Scale")
+	case d.has[fScanCodeInfo]:
+		e.ScanType, e.ScanResult = t[fScanType], t[fScanResult]
+	case d.has[fSendLocationInfo]:
+		e.Latitude, e.Longitude, e.Precision = t[fSendLocationX], t[fSendLocationY], t[fSendScale]
 	}
-	ct := text("CreateTime")
+	ct := t[fCreateTime]
 	if e.To == "" || e.From == "" || e.MsgType == "" || ct == "" {
 		return Event{}, fmt.Errorf("events: parse xml: %w: ToUserName, FromUserName, CreateTime and MsgType are required", ErrInvalid)
 	}
