@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Version is the payload version carried in Event.V.
@@ -200,4 +201,105 @@ type Reply struct {
 	ToUser   string `json:"to_user"`
 	FromUser string `json:"from_user"`
 	Content  string `json:"content"`
+}
+
+// AppendJSON appends the payload of e, byte for byte what json.Marshal(e)
+// writes, to b: the publisher's encoding without reflection. It fails, as
+// json.Marshal does, only for a ReceivedAt outside the years 0-9999.
+func (e *Event) AppendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, int64(e.V), 10)
+	b = appendField(b, "id", e.ID, false)
+	b = appendField(b, "appid", e.AppID, false)
+	b = appendField(b, "to", e.To, true)
+	b = appendField(b, "from", e.From, true)
+	if e.CreateTime != 0 {
+		b = append(b, `,"create_time":`...)
+		b = strconv.AppendInt(b, e.CreateTime, 10)
+	}
+	b = appendField(b, "msg_type", e.MsgType, false)
+	b = appendField(b, "event", e.Event, true)
+	b = appendField(b, "event_key", e.EventKey, true)
+	b = appendField(b, "ticket", e.Ticket, true)
+	b = appendField(b, "scan_type", e.ScanType, true)
+	b = appendField(b, "scan_result", e.ScanResult, true)
+	b = appendField(b, "content", e.Content, true)
+	b = appendField(b, "msg_id", e.MsgID, true)
+	b = appendField(b, "latitude", e.Latitude, true)
+	b = appendField(b, "longitude", e.Longitude, true)
+	b = appendField(b, "precision", e.Precision, true)
+	b = append(b, `,"received_at":`...)
+	t, err := e.ReceivedAt.MarshalJSON()
+	if err != nil {
+		return b, fmt.Errorf("events: encode event %s: %w", e.ID, err)
+	}
+	b = append(b, t...)
+	b = appendField(b, "xml", e.XML, false)
+	return append(b, '}'), nil
+}
+
+func appendField(b []byte, name, v string, omitEmpty bool) []byte {
+	if omitEmpty && v == "" {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return appendJSONString(b, v)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString quotes s as encoding/json does: HTML-safe (<, >, & as
+// \u003c...), U+2028 and U+2029 escaped, invalid UTF-8 as U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
