@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -115,6 +117,26 @@ type ConsumerConfig struct {
 	// five attempts.
 	Backoff func(attempt int) time.Duration
 	Now     func() time.Time
+	// IdleRelease, when positive, hands the process's free memory back to
+	// the operating system once the consumer has had nothing to deliver for
+	// that long after a delivery: once per busy period, never while events
+	// flow. After a burst the heap holds what the burst needed until the
+	// next garbage collections (the embedded NATS server keeps 8 MB block
+	// buffers in sync.Pools, which only two collections empty), and the Go
+	// runtime returns freed pages to the system only gradually. 0 never
+	// does.
+	IdleRelease time.Duration
+	// Release does the release; default ReleaseMemory. Tests replace it.
+	Release func()
+}
+
+// ReleaseMemory runs two garbage collections (the first moves sync.Pool
+// contents to their victim caches, the second frees them) and returns the
+// freed memory to the operating system. It stops the world briefly: call
+// it when the process is idle.
+func ReleaseMemory() {
+	runtime.GC()
+	debug.FreeOSMemory()
 }
 
 // DefaultBackoff doubles from 500 ms up to 30 s.
@@ -161,6 +183,9 @@ func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h BatchHandler) (
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Release == nil {
+		cfg.Release = ReleaseMemory
+	}
 	if len(cfg.Subjects) == 0 {
 		cfg.Subjects = WorkerSubjects(b.opts.AppID)
 	}
@@ -197,8 +222,20 @@ func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h BatchHandler) (
 		defer close(c.done)
 		defer c.running.Store(false)
 		batch := make([]jetstream.Msg, 0, cfg.BatchSize)
+		// idle fires IdleRelease after the last delivery; nil when off or
+		// already released.
+		var idle <-chan time.Time
+		var idleTimer *time.Timer
+		if cfg.IdleRelease > 0 {
+			idleTimer = time.NewTimer(cfg.IdleRelease)
+			idleTimer.Stop()
+			defer idleTimer.Stop()
+		}
 		for {
 			select {
+			case <-idle:
+				idle = nil
+				cfg.Release()
 			case <-ctx.Done():
 				cc.Stop()
 				return
@@ -224,6 +261,10 @@ func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h BatchHandler) (
 					}
 				}
 				d.deliver(context.WithoutCancel(ctx), batch)
+				if idleTimer != nil {
+					idleTimer.Reset(cfg.IdleRelease)
+					idle = idleTimer.C
+				}
 			}
 		}
 	}()

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,4 +213,56 @@ func TestConsumeWithChosenSubjects(t *testing.T) {
 		t.Fatalf("also delivered %q", e)
 	case <-time.After(200 * time.Millisecond):
 	}
+}
+
+// The idle release runs once after a busy period, not before the first
+// delivery, not while events flow, and again after the next burst.
+func TestConsumeReleasesMemoryOnceIdle(t *testing.T) {
+	bus := eventstest.MustBus(t, nil)
+	ctx := context.Background()
+	var releases atomic.Int32
+	handled := make(chan struct{}, 16)
+	c, err := bus.Consume(ctx, events.ConsumerConfig{
+		IdleRelease: time.Second,
+		Release:     func() { releases.Add(1) },
+	}, events.Each(func(context.Context, events.Event) error {
+		handled <- struct{}{}
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	time.Sleep(1500 * time.Millisecond)
+	if n := releases.Load(); n != 0 {
+		t.Fatalf("released %d times before any delivery, want 0", n)
+	}
+	burst := func(from int) {
+		t.Helper()
+		for i := range 5 {
+			if _, err := bus.Publish(ctx, mustEvent(t, scanXML("o1", from+i, "QR_CODE,x")), 0); err != nil {
+				t.Fatal(err)
+			}
+			<-handled
+			time.Sleep(50 * time.Millisecond) // events flow: well inside IdleRelease
+			if n := releases.Load(); n != int32(from/100) {
+				t.Fatalf("released %d times while events flow, want %d", n, from/100)
+			}
+		}
+	}
+	waitReleases := func(want int32) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for releases.Load() < want && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(2 * time.Second) // and no more while idle
+		if n := releases.Load(); n != want {
+			t.Fatalf("released %d times, want %d", n, want)
+		}
+	}
+	burst(0)
+	waitReleases(1)
+	burst(100)
+	waitReleases(2)
 }
