@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 )
 
 // maxDepth bounds the nesting of a push's XML: WeChat's go three deep.
@@ -17,6 +18,7 @@ const maxDepth = 16
 // Doc is immutable and safe for concurrent use.
 type Doc struct {
 	raw  []byte
+	xml  string // raw as a string: Event.XML, and what the fields point into
 	text [numFields]string
 	has  [numFields]bool
 }
@@ -83,11 +85,161 @@ func childField(c int, local string) (int, bool) {
 // tag), nests elements more than 16 deep, or its root element is not <xml>.
 // It keeps raw (not a copy) for the Event's XML.
 func ReadDoc(raw []byte) (*Doc, error) {
-	d := &Doc{raw: raw}
+	d := &Doc{raw: raw, xml: string(raw)}
+	if d.readFast() {
+		return d, nil
+	}
+	d.text, d.has = [numFields]string{}, [numFields]bool{}
 	if err := d.read(); err != nil {
 		return nil, fmt.Errorf("events: parse xml: %w: %v", ErrInvalid, err)
 	}
 	return d, nil
+}
+
+// readFast reads the common shape of a push without encoding/xml: elements
+// without attributes or namespace prefixes, text and CDATA sections of
+// valid XML characters without entities or carriage returns, whitespace
+// around the root. It reports false for anything else, including every
+// error, and the caller then reads with encoding/xml (read), which decides.
+// What it accepts, it reads exactly as read would (FuzzReadDocAgreesWithEtree).
+func (d *Doc) readFast() bool {
+	s := d.xml
+	var (
+		stack [maxDepth]struct {
+			name  string
+			field int
+			open  bool
+		}
+		depth int
+		done  bool // the root element is closed
+	)
+	for i := 0; i < len(s); {
+		if s[i] != '<' {
+			j := i
+			for j < len(s) && s[j] != '<' {
+				j++
+			}
+			text := s[i:j]
+			if !plainText(text) {
+				return false
+			}
+			if depth == 0 {
+				if strings.TrimLeft(text, " \t\n") != "" {
+					return false
+				}
+			} else if f := &stack[depth-1]; f.open && f.field >= 0 {
+				d.addText(f.field, text)
+			}
+			i = j
+			continue
+		}
+		rest := s[i+1:]
+		switch {
+		case strings.HasPrefix(rest, "![CDATA["):
+			end := strings.Index(rest, "]]>")
+			if depth == 0 || end < 0 {
+				return false
+			}
+			text := rest[len("![CDATA["):end]
+			if !plainText(text) {
+				return false
+			}
+			if f := &stack[depth-1]; f.open && f.field >= 0 {
+				d.addText(f.field, text)
+			}
+			i += 1 + end + len("]]>")
+		case strings.HasPrefix(rest, "/"):
+			name, ok := tagName(rest[1:])
+			if !ok || depth == 0 || stack[depth-1].name != name {
+				return false
+			}
+			depth--
+			done = depth == 0
+			i += 2 + len(name) + 1
+		default:
+			name, ok := tagName(rest)
+			if !ok || done || depth == maxDepth || (depth == 0 && name != "xml") {
+				return false
+			}
+			field := -1
+			switch depth {
+			case 1:
+				if f, ok := rootFields[name]; ok && !d.has[f] {
+					field = f
+				}
+			case 2:
+				if f, ok := childField(stack[1].field, name); ok && !d.has[f] {
+					field = f
+				}
+			}
+			if field >= 0 {
+				d.has[field] = true
+			}
+			if depth > 0 {
+				stack[depth-1].open = false
+			}
+			stack[depth].name, stack[depth].field, stack[depth].open = name, field, true
+			depth++
+			i += 1 + len(name) + 1
+		}
+	}
+	if !done {
+		return false
+	}
+	for f := range d.text {
+		d.text[f] = strings.TrimSpace(d.text[f])
+	}
+	return true
+}
+
+// addText appends text to field f: a substring of the document when it is
+// the first piece.
+func (d *Doc) addText(f int, text string) {
+	if d.text[f] == "" {
+		d.text[f] = text
+	} else {
+		d.text[f] += text
+	}
+}
+
+// tagName is the name at the start of s when a plain '>' follows it: ASCII
+// letters, digits, '_', '-' and '.', starting with a letter or '_'.
+func tagName(s string) (string, bool) {
+	i := 0
+	for i < len(s) {
+		c := s[i]
+		if c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && (c == '-' || c == '.' || '0' <= c && c <= '9') {
+			i++
+			continue
+		}
+		break
+	}
+	if i == 0 || i == len(s) || s[i] != '>' {
+		return "", false
+	}
+	return s[:i], true
+}
+
+// plainText reports whether s is character data that encoding/xml reads
+// unchanged: valid UTF-8 of XML characters, no entity, no carriage return
+// (which it would normalise) and no "]]>".
+func plainText(s string) bool {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 && c != '\t' && c != '\n' || c == '&' || c == '>' && i >= 2 && s[i-2:i] == "]]" {
+				return false
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 || r > 0xD7FF && r < 0xE000 || r == 0xFFFE || r == 0xFFFF {
+			return false
+		}
+		i += size
+	}
+	return true
 }
 
 // frame is one open element while reading.

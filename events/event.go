@@ -86,7 +86,7 @@ func (d *Doc) Event(appid string, receivedAt time.Time) (Event, error) {
 		Longitude:  t[fLongitude],
 		Precision:  t[fPrecision],
 		ReceivedAt: receivedAt.UTC(),
-		XML:        string(d.raw),
+		XML:        d.xml,
 	}
 	if e.MsgID == "" {
 		e.MsgID = t[fMsgID]
