@@ -22,7 +22,11 @@ const (
 	BindPath          = "/bind"
 	OAuthCallbackPath = "/oauth/callback"
 	ScanPath          = "/scan"
-	ScansAPIPath      = "/api/scans"
+	// ScansAPIPath answers GET (the session's recent scans) and POST (one
+	// scan); ScanQtyAPIPath and ScanUndoAPIPath change one of them.
+	ScansAPIPath    = "/api/scans"
+	ScanQtyAPIPath  = "/api/scans/qty"
+	ScanUndoAPIPath = "/api/scans/undo"
 )
 
 const (
@@ -30,8 +34,9 @@ const (
 	// answered 413. Its fields fit in a few hundred bytes even when every
 	// byte is percent-encoded.
 	MaxBindFormBytes = 4 << 10
-	// MaxScanBodyBytes is the largest POST /api/scans body read; a longer
-	// one is answered 413.
+	// MaxScanBodyBytes is the largest body of POST /api/scans,
+	// /api/scans/qty and /api/scans/undo read; a longer one is answered
+	// 413.
 	MaxScanBodyBytes = 8 << 10
 
 	// Field limits in bytes, the workers' own (workers.MaxEmployeeNoLen,
@@ -42,6 +47,7 @@ const (
 	pagesMaxScanResult = 64 + 1 + 256 // code type, comma, scanned code
 	pagesMaxClientID   = 64
 	pagesMaxToken      = 128 // session tokens, OAuth codes and states
+	pagesMaxScanRef    = 64  // events.PageScan.Ref
 
 	// pagesCallTimeout bounds one call to the workers; *events.Bus has the
 	// same bound of its own, so a page never hangs on an absent worker.
@@ -81,7 +87,8 @@ type pagesHandler struct {
 }
 
 // NewPages returns the staff pages of SPEC §6; mount it at BindPath,
-// OAuthCallbackPath, ScanPath, ScansAPIPath and JSSDKPath (or at "/"):
+// OAuthCallbackPath, ScanPath, ScansAPIPath, ScanQtyAPIPath,
+// ScanUndoAPIPath and JSSDKPath (or at "/"):
 //
 //   - GET /bind starts the OAuth round trip: 302 to the authorize URL that
 //     the workers build (the state is signed by them and travels in the
@@ -91,8 +98,11 @@ type pagesHandler struct {
 //   - POST /bind binds employee_no and bind_code to the session's openid.
 //     Every field is length-limited here as in the workers (SPEC §11).
 //   - GET /scan without s starts the OAuth round trip for the scan page;
-//     with s it is the scan page (WeChat's JS bridge and a typed fallback).
-//   - POST /api/scans records one scan and answers JSON.
+//     with s it is the scan page (WeChat's JS-SDK and a typed fallback).
+//   - GET /api/scans?s= lists the session's recent scans in the open
+//     stocktake; POST /api/scans records one scan; POST /api/scans/qty and
+//     /api/scans/undo change one of the session's own scans. All answer
+//     JSON, errors as {"error":{"code","message"}}.
 //
 // Refusals by the workers (*events.RPCError) are shown with their status
 // and message; when no workers answer, the pages answer 503 within about
@@ -115,7 +125,10 @@ func NewPages(cfg PagesConfig, w Workers) (http.Handler, error) {
 	mux.HandleFunc("POST "+BindPath, p.serveBindSubmit)
 	mux.HandleFunc("GET "+OAuthCallbackPath, p.serveOAuthCallback)
 	mux.HandleFunc("GET "+ScanPath, p.serveScanPage)
+	mux.HandleFunc("GET "+ScansAPIPath, p.serveScanRecent)
 	mux.HandleFunc("POST "+ScansAPIPath, p.serveScanSubmit)
+	mux.HandleFunc("POST "+ScanQtyAPIPath, p.serveScanQty)
+	mux.HandleFunc("POST "+ScanUndoAPIPath, p.serveScanUndo)
 	mux.HandleFunc("GET "+JSSDKPath, serveJSSDK)
 	p.mux = recoverer(p.log, "staff page", mux)
 	return p, nil
@@ -274,46 +287,10 @@ func (p *pagesHandler) serveScanPage(w http.ResponseWriter, r *http.Request) {
 	req := events.ScanPageRequest{Session: s, URL: p.publicURL + ScanPath + "?" + r.URL.RawQuery}
 	var cfg events.ScanPageResponse
 	if err := p.call(r.Context(), events.OpScanPage, req, &cfg); err != nil {
-		p.errorPage(w, r, events.OpScanPage, err, pageRetryLinks("scan"))
+		p.errorPage(w, r, events.OpScanPage, pageOpenRefusal(err), pageRetryLinks("scan"))
 		return
 	}
-	p.render(w, r, http.StatusOK, "scan", pageScanView{Session: s, Config: cfg})
-}
-
-// serveScanSubmit is POST /api/scans, JSON in and out.
-func (p *pagesHandler) serveScanSubmit(w http.ResponseWriter, r *http.Request) {
-	var req events.ScanSubmitRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxScanBodyBytes))
-	if err := dec.Decode(&req); err != nil {
-		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-			err = fmt.Errorf("%w: scan is over %d bytes", errTooLarge, MaxScanBodyBytes)
-		} else {
-			err = pageRefusal(http.StatusBadRequest, "bad_json", "提交的内容无法识别，请刷新页面后重试。")
-		}
-		p.errorJSON(w, r, err)
-		return
-	}
-	req.Result = strings.TrimSpace(req.Result)
-	switch {
-	case req.Session == "":
-		p.errorJSON(w, r, pageRefusal(http.StatusBadRequest, "session_missing", "页面已失效，请从公众号菜单重新打开扫码页。"))
-		return
-	case req.Result == "":
-		p.errorJSON(w, r, pageRefusal(http.StatusBadRequest, "result_missing", "没有读到条码，请再扫一次。"))
-		return
-	case len(req.Session) > pagesMaxToken:
-		p.errorJSON(w, r, pageRefusal(http.StatusBadRequest, "session_invalid", "页面无效，请从公众号菜单重新打开扫码页。"))
-		return
-	case len(req.Result) > pagesMaxScanResult || len(req.ClientID) > pagesMaxClientID:
-		p.errorJSON(w, r, pageRefusal(http.StatusBadRequest, "too_long", "条码太长了，无法记录。"))
-		return
-	}
-	var resp events.ScanSubmitResponse
-	if err := p.call(r.Context(), events.OpScanSubmit, req, &resp); err != nil {
-		p.errorJSON(w, r, err)
-		return
-	}
-	pageJSON(w, http.StatusOK, resp)
+	p.render(w, r, http.StatusOK, "scan", pageScanView{Session: s, Config: cfg, CanScan: cfg.StocktakeOpen || cfg.OpenStocktakes > 0})
 }
 
 // call runs op on the workers within pagesCallTimeout.
@@ -325,6 +302,24 @@ func (p *pagesHandler) call(ctx context.Context, op string, req, resp any) error
 	if err == nil && p.log.Enabled(ctx, slog.LevelDebug) {
 		p.log.LogAttrs(ctx, slog.LevelDebug, "staff page call", slog.String("op", op),
 			slog.Duration("elapsed", time.Since(start)))
+	}
+	return err
+}
+
+// pageMsgOpenNotBound is said to someone not bound who opens the scan page
+// or its list: the workers' words are for a scan that was refused ("扫码没有
+// 记录"), and this person has scanned nothing.
+const pageMsgOpenNotBound = "你还没有绑定工号，绑定后就能在这里扫码盘点。"
+
+// pageOpenRefusal words a refusal of the scan page's opening or its list:
+// not_bound says what is true for someone who only opened the page; any
+// other error is returned as it is.
+func pageOpenRefusal(err error) error {
+	var rerr *events.RPCError
+	if errors.As(err, &rerr) && rerr.Code == "not_bound" {
+		o := *rerr
+		o.Message = pageMsgOpenNotBound
+		return &o
 	}
 	return err
 }
@@ -392,10 +387,11 @@ func (p *pagesHandler) errorPage(w http.ResponseWriter, r *http.Request, op stri
 	p.render(w, r, o.Status, "error", pageErrorView{Title: title, Status: o.Status, Code: o.Code, Message: o.Message, Links: links})
 }
 
-// errorJSON answers POST /api/scans with {"error":{"code","message"}}; the
-// message is plain text (the scan page shows it as text).
-func (p *pagesHandler) errorJSON(w http.ResponseWriter, r *http.Request, err error) {
-	o := p.outcome(r, events.OpScanSubmit, err)
+// errorJSON answers an /api/scans request for op with
+// {"error":{"code","message"}}; the message is plain text (the scan page
+// shows it as text).
+func (p *pagesHandler) errorJSON(w http.ResponseWriter, r *http.Request, op string, err error) {
+	o := p.outcome(r, op, err)
 	pageJSON(w, o.Status, map[string]any{"error": map[string]string{"code": o.Code, "message": pagePlainText(o.Message)}})
 }
 
@@ -515,4 +511,7 @@ type pageBindView struct {
 type pageScanView struct {
 	Session string
 	Config  events.ScanPageResponse
+	// CanScan is whether a stocktake is open at all: a scan (at least of a
+	// location code) can be recorded.
+	CanScan bool
 }

@@ -104,6 +104,9 @@ type ScanPageResponse struct {
 	// StocktakeOpen says whether an open stocktake covers the person's
 	// current location, so that a scan would be recorded.
 	StocktakeOpen bool `json:"stocktake_open"`
+	// OpenStocktakes is how many stocktakes are open at all: with some
+	// open but none covering Location, a location code still helps.
+	OpenStocktakes int `json:"open_stocktakes"`
 }
 
 // ScanSubmitRequest is one code scanned on the /scan page. ClientID is

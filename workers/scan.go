@@ -213,6 +213,7 @@ func (s *Service) scanPage(ctx context.Context, req events.ScanPageRequest) (eve
 		if err != nil {
 			return err
 		}
+		resp.OpenStocktakes = len(open)
 		if st, ok := covering(open, resp.Location); ok {
 			resp.Stocktake, resp.StocktakeOpen = st.Name, true
 		}

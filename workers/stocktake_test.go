@@ -151,12 +151,12 @@ func TestScopedStocktakes(t *testing.T) {
 	// The page knows whether a stocktake covers the person.
 	sess := h.session(t, "oAnn")
 	page, rerr := call[events.ScanPageResponse](t, h, events.OpScanPage, events.ScanPageRequest{Session: sess, URL: publicURL + "/scan"})
-	if rerr != nil || !page.StocktakeOpen || page.Stocktake != "A 区" || page.Location != "A-02" {
+	if rerr != nil || !page.StocktakeOpen || page.Stocktake != "A 区" || page.Location != "A-02" || page.OpenStocktakes != 2 {
 		t.Fatalf("scan page=%+v, %v", page, rerr)
 	}
 	h.ask(t, chatScan(t, "oAnn", "QR_CODE,LOC:Z-9"))
 	page, rerr = call[events.ScanPageResponse](t, h, events.OpScanPage, events.ScanPageRequest{Session: sess, URL: publicURL + "/scan"})
-	if rerr != nil || page.StocktakeOpen || page.Stocktake != "" {
+	if rerr != nil || page.StocktakeOpen || page.Stocktake != "" || page.OpenStocktakes != 2 {
 		t.Fatalf("scan page out of scope=%+v, %v", page, rerr)
 	}
 	// A page scan out of scope is refused with the same words.

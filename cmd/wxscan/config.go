@@ -44,8 +44,11 @@ type Config struct {
 	OAuthScope        string
 	AdminToken        string
 	MaxSkew           time.Duration
-	LogLevel          string
-	LogFormat         string
+	// TimeZone is WXSCAN_TIMEZONE, the IANA name of the account's time
+	// zone, for times in exports, replies and pages; see Location.
+	TimeZone  string
+	LogLevel  string
+	LogFormat string
 }
 
 // DefaultConfig returns the defaults of SPEC §3.
@@ -60,6 +63,7 @@ func DefaultConfig() Config {
 		OAuthBase:        "https://open.weixin.qq.com",
 		OAuthScope:       "snsapi_base",
 		MaxSkew:          300 * time.Second,
+		TimeZone:         "Asia/Shanghai",
 		LogLevel:         "info",
 		LogFormat:        "json",
 		StreamReplicas:   1,
@@ -155,6 +159,7 @@ func (c *Config) bind(fs *flag.FlagSet, getenv env) *[]func() error {
 	secret(&c.AdminToken, "admin-token", "WXSCAN_ADMIN_TOKEN", "the admin API bearer token")
 	skew := c.MaxSkew.String()
 	str(&skew, "max-skew", "WXSCAN_MAX_SKEW", "accepted callback timestamp distance")
+	str(&c.TimeZone, "timezone", "WXSCAN_TIMEZONE", "the account's time zone, e.g. Asia/Shanghai")
 	str(&c.LogLevel, "log-level", "WXSCAN_LOG_LEVEL", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "WXSCAN_LOG_FORMAT", "json or text")
 	post = append(post, func() error {
@@ -241,6 +246,9 @@ func (c Config) Validate() error {
 	if c.NATSToken != "" && !validNATSToken(c.NATSToken) {
 		errs = append(errs, errors.New("WXSCAN_NATS_TOKEN: use at least 16 characters, only letters, digits and - . _ ~"))
 	}
+	if _, err := c.Location(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.NATSURL == "" && c.DataDir == "" {
 		errs = append(errs, errors.New("WXSCAN_DATA_DIR is required for the embedded NATS server"))
 	}
@@ -255,6 +263,20 @@ func (c Config) Validate() error {
 		msgs[i] = err.Error()
 	}
 	return errors.New(strings.Join(msgs, "; "))
+}
+
+// Location is the time zone WXSCAN_TIMEZONE names (the zone data is
+// embedded in the binary), or an error naming the variable.
+func (c Config) Location() (*time.Location, error) {
+	name := strings.TrimSpace(c.TimeZone)
+	if name == "" {
+		return nil, errors.New("WXSCAN_TIMEZONE is empty: use a zone name like Asia/Shanghai")
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil || strings.EqualFold(name, "local") {
+		return nil, fmt.Errorf("WXSCAN_TIMEZONE: %q is not a time zone name like Asia/Shanghai", c.TimeZone)
+	}
+	return loc, nil
 }
 
 func validAESKey(k string) bool {

@@ -14,7 +14,7 @@ import (
 // devStaff is the sample staff directory as store rows, for tests that
 // prepare a data directory before a process takes it.
 var devStaff = func() []store.Staff {
-	rows, err := admin.ParseStaffCSV(strings.NewReader(devStaffCSV))
+	rows, err := admin.ParseStaff(strings.NewReader(devStaffCSV))
 	if err != nil {
 		panic(err)
 	}

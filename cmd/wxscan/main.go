@@ -27,10 +27,11 @@ Service:
 Operator (a thin client of the admin API at WXSCAN_SERVER, default
 http://127.0.0.1:8080, with WXSCAN_ADMIN_TOKEN; every one takes --server URL
 and --json):
-  users import FILE
-  stocktake open NAME | close ID | list
-  scans export --stocktake ID [--format csv|json] [--summary]
-  bindings list | remove OPENID
+  users import FILE | list | unlock EMPLOYEE_NO
+  items import FILE
+  stocktake open NAME [--locations PREFIX,...] [--expected FILE] | close ID | list
+  scans export --stocktake ID [--format csv|json|xlsx] [--summary|--variance] [--output FILE]
+  bindings list | remove OPENID | unlock OPENID
   menu push
   dlq list | replay ID|--all
   status

@@ -481,7 +481,7 @@ func TestBindScanExportOverHTTP(t *testing.T) {
 		t.Fatalf("export exit %d: %s", code, errOut.String())
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if got, want := lines[0], "stocktake_id,employee_no,openid,code_type,code,location,qty,scanned_at,event_id"; got != want {
+	if got, want := lines[0], "stocktake_id,employee_no,openid,code_type,code,location,qty,scanned_at,event_id,sku,name"; got != want {
 		t.Fatalf("header=%q, want %q", got, want)
 	}
 	if got, want := len(lines), 2; got != want {

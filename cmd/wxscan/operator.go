@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -35,11 +34,20 @@ var opGroups = map[string][]opCmd{
 		{sub: "import", usage: "FILE", bind: noFlags(func(ctx context.Context, o *op, args []string) error {
 			return o.importUsers(ctx, args)
 		})},
+		{sub: "list", usage: "[--json]", bind: noFlags(func(ctx context.Context, o *op, args []string) error {
+			return o.listUsers(ctx, args)
+		})},
+		{sub: "unlock", usage: "EMPLOYEE_NO", bind: noFlags(func(ctx context.Context, o *op, args []string) error {
+			return o.unlockUser(ctx, args)
+		})},
+	},
+	"items": {
+		{sub: "import", usage: "FILE", bind: noFlags(func(ctx context.Context, o *op, args []string) error {
+			return o.importItems(ctx, args)
+		})},
 	},
 	"stocktake": {
-		{sub: "open", usage: "NAME", bind: noFlags(func(ctx context.Context, o *op, args []string) error {
-			return o.openStocktake(ctx, args)
-		})},
+		{sub: "open", usage: "NAME [--locations PREFIX,...] [--expected FILE]", bind: bindOpen},
 		{sub: "close", usage: "ID", bind: noFlags(func(ctx context.Context, o *op, args []string) error {
 			return o.closeStocktake(ctx, args)
 		})},
@@ -48,7 +56,7 @@ var opGroups = map[string][]opCmd{
 		})},
 	},
 	"scans": {
-		{sub: "export", usage: "--stocktake ID [--format csv|json] [--summary]", bind: bindExport},
+		{sub: "export", usage: "--stocktake ID [--format csv|json|xlsx] [--summary|--variance] [--output FILE]", bind: bindExport},
 	},
 	"bindings": {
 		{sub: "list", usage: "[--json]", bind: noFlags(func(ctx context.Context, o *op, args []string) error {
@@ -56,6 +64,9 @@ var opGroups = map[string][]opCmd{
 		})},
 		{sub: "remove", usage: "OPENID", bind: noFlags(func(ctx context.Context, o *op, args []string) error {
 			return o.removeBinding(ctx, args)
+		})},
+		{sub: "unlock", usage: "OPENID", bind: noFlags(func(ctx context.Context, o *op, args []string) error {
+			return o.unlockOpenID(ctx, args)
 		})},
 	},
 	"menu": {
@@ -244,36 +255,11 @@ func opTime(t time.Time) string {
 }
 
 func (o *op) importUsers(ctx context.Context, args []string) error {
-	if err := o.nargs(args, 1); err != nil {
-		return err
-	}
-	f, err := os.Open(args[0])
-	if err != nil {
-		return fmt.Errorf("read staff CSV: %w", err)
-	}
-	defer f.Close()
-	res, err := o.client.ImportUsers(ctx, f, "")
-	if err != nil {
-		return err
-	}
-	return o.print(res, func(w io.Writer) error {
-		_, err := fmt.Fprintf(w, "added %d, updated %d\n", res.Added, res.Updated)
-		return err
-	})
+	return o.importFile(ctx, args, "staff", o.client.ImportUsers)
 }
 
-func (o *op) openStocktake(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return o.usageError("")
-	}
-	st, err := o.client.OpenStocktake(ctx, admin.OpenStocktakeRequest{Name: strings.Join(args, " ")})
-	if err != nil {
-		return err
-	}
-	return o.print(st, func(w io.Writer) error {
-		_, err := fmt.Fprintf(w, "opened stocktake %s %q\n%s\n", st.ID, st.Name, st.ID)
-		return err
-	})
+func (o *op) importItems(ctx context.Context, args []string) error {
+	return o.importFile(ctx, args, "items", o.client.ImportItems)
 }
 
 func (o *op) closeStocktake(ctx context.Context, args []string) error {
@@ -301,37 +287,15 @@ func (o *op) listStocktakes(ctx context.Context, args []string) error {
 	return o.print(list, func(w io.Writer) error {
 		rows := make([][]string, 0, len(list))
 		for _, st := range list {
-			rows = append(rows, []string{st.ID, st.Name, st.State, opTime(st.OpenedAt), opTime(st.ClosedAt), strconv.Itoa(st.Scans)})
+			locs := "*"
+			if len(st.Locations) > 0 {
+				locs = strings.Join(st.Locations, ",")
+			}
+			rows = append(rows, []string{st.ID, st.Name, st.State, locs, strconv.Itoa(st.ExpectedRows),
+				opTime(st.OpenedAt), opTime(st.ClosedAt), strconv.Itoa(st.Scans)})
 		}
-		return printTable(w, []string{"id", "name", "state", "opened_at", "closed_at", "scans"}, rows)
+		return printTable(w, []string{"id", "name", "state", "locations", "expected_rows", "opened_at", "closed_at", "scans"}, rows)
 	})
-}
-
-// bindExport is scans export: it copies the export to stdout exactly as the
-// API streams it.
-func bindExport(fs *flag.FlagSet) func(context.Context, *op, []string) error {
-	stocktake := fs.String("stocktake", "", "the stocktake `ID` to export")
-	format := fs.String("format", "", "csv (default) or json")
-	summary := fs.Bool("summary", false, "export the total per location and code")
-	return func(ctx context.Context, o *op, args []string) error {
-		id := *stocktake
-		switch {
-		case len(args) == 1 && id == "":
-			id = args[0]
-		case len(args) > 0 || id == "":
-			return o.usageError("--stocktake ID is required")
-		}
-		opts := admin.ExportOptions{Format: *format, Summary: *summary}
-		switch {
-		case o.json && opts.Format != "" && opts.Format != "json":
-			return o.usageError("--json and --format " + opts.Format + " disagree")
-		case o.json:
-			opts.Format = "json"
-		case opts.Format != "" && opts.Format != "csv" && opts.Format != "json":
-			return o.usageError("--format " + opts.Format + ": want csv or json")
-		}
-		return o.client.ExportScans(ctx, id, opts, o.stdout)
-	}
 }
 
 func (o *op) listBindings(ctx context.Context, args []string) error {

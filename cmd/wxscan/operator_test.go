@@ -79,22 +79,22 @@ func TestOperatorCLI(t *testing.T) {
 		{name: "import bad row", args: []string{"users", "import", bad},
 			wantErr: "wxscan users: 400 Bad Request: line 3: bind_code is empty\n"},
 		{name: "import missing file", args: []string{"users", "import", missing},
-			wantErr: "wxscan users: read staff CSV: open " + missing + ": no such file or directory\n"},
-		{name: "stocktake open", args: []string{"stocktake", "open", "March", "count"}, want: "opened stocktake ST0001 \"March count\"\nST0001\n"},
+			wantErr: "wxscan users: read staff file: open " + missing + ": no such file or directory\n"},
+		{name: "stocktake open", args: []string{"stocktake", "open", "March", "count"}, want: "opened stocktake ST0001 \"March count\" (all locations, 0 book stock rows)\nST0001\n"},
 		{name: "stocktake open conflict", args: []string{"stocktake", "open", "April"},
-			wantErr: "wxscan stocktake: 409 Conflict: stocktake ST0001 \"March count\" is already open: close it first\n"},
+			wantErr: "wxscan stocktake: 409 Conflict: open stocktake \"April\": ST0001 (March count) is open and covers every location: close it first or choose other locations\n"},
 		{name: "stocktake list open", args: []string{"stocktake", "list"},
-			want: "id\tname\tstate\topened_at\tclosed_at\tscans\nST0001\tMarch count\topen\t2025-03-01T02:00:00Z\t-\t0\n"},
+			want: "id\tname\tstate\tlocations\texpected_rows\topened_at\tclosed_at\tscans\nST0001\tMarch count\topen\t*\t0\t2025-03-01T02:00:00Z\t-\t0\n"},
 		{name: "scans export csv", args: []string{"scans", "export", "--stocktake", "ST0001"},
 			setup: func(t *testing.T) {
 				e.MustScan(t, "ST0001", "oA", "E001", "EAN_13", "6901234567892", "A-01", "ev1")
 				e.MustScan(t, "ST0001", "oA", "E001", "EAN_13", "6901234567892", "A-01", "ev2")
 				e.MustScan(t, "ST0001", "oB", "E002", "QR_CODE", "X1", "B-02", "ev3")
 			},
-			want: "stocktake_id,employee_no,openid,code_type,code,location,qty,scanned_at,event_id\n" +
-				"ST0001,E001,oA,EAN_13,6901234567892,A-01,1,2025-03-01T02:00:00Z,ev1\n" +
-				"ST0001,E001,oA,EAN_13,6901234567892,A-01,1,2025-03-01T02:00:00Z,ev2\n" +
-				"ST0001,E002,oB,QR_CODE,X1,B-02,1,2025-03-01T02:00:00Z,ev3\n"},
+			want: "stocktake_id,employee_no,openid,code_type,code,location,qty,scanned_at,event_id,sku,name\n" +
+				"ST0001,E001,oA,EAN_13,6901234567892,A-01,1,2025-03-01T10:00:00+08:00,ev1,6901234567892,\n" +
+				"ST0001,E001,oA,EAN_13,6901234567892,A-01,1,2025-03-01T10:00:00+08:00,ev2,6901234567892,\n" +
+				"ST0001,E002,oB,QR_CODE,X1,B-02,1,2025-03-01T10:00:00+08:00,ev3,X1,\n"},
 		{name: "scans export summary, flags after", args: []string{"scans", "export", "--stocktake", "ST0001", "--summary"},
 			want: "location,code,qty\nA-01,6901234567892,2\nB-02,X1,1\n"},
 		{name: "scans export summary json", args: []string{"scans", "--summary", "export", "--stocktake=ST0001", "--format", "json"},
@@ -102,16 +102,16 @@ func TestOperatorCLI(t *testing.T) {
 		{name: "scans export unknown", args: []string{"scans", "export", "--stocktake", "ST0099"},
 			wantErr: "wxscan scans: 404 Not Found: stocktake ST0099 not found\n"},
 		{name: "scans export without stocktake", args: []string{"scans", "export"},
-			wantErr: "wxscan scans: --stocktake ID is required (usage: wxscan scans export --stocktake ID [--format csv|json] [--summary])\n"},
+			wantErr: "wxscan scans: --stocktake ID is required (usage: wxscan scans export --stocktake ID [--format csv|json|xlsx] [--summary|--variance] [--output FILE])\n"},
 		{name: "stocktake close", args: []string{"stocktake", "close", "ST0001"}, want: "closed stocktake ST0001 \"March count\": 3 scans\n"},
 		{name: "stocktake close again", args: []string{"stocktake", "close", "ST0001"},
 			wantErr: "wxscan stocktake: 409 Conflict: stocktake ST0001 is already closed\n"},
 		{name: "stocktake open json", args: []string{"stocktake", "open", "April", "--json"},
 			want: "{\n  \"id\": \"ST0002\",\n  \"name\": \"April\",\n  \"opened_at\": \"2025-03-01T02:00:00Z\",\n  \"scans\": 0,\n  \"state\": \"open\"\n}\n"},
 		{name: "stocktake list", args: []string{"stocktake", "list"},
-			want: "id\tname\tstate\topened_at\tclosed_at\tscans\n" +
-				"ST0001\tMarch count\tclosed\t2025-03-01T02:00:00Z\t2025-03-01T02:00:00Z\t3\n" +
-				"ST0002\tApril\topen\t2025-03-01T02:00:00Z\t-\t0\n"},
+			want: "id\tname\tstate\tlocations\texpected_rows\topened_at\tclosed_at\tscans\n" +
+				"ST0001\tMarch count\tclosed\t*\t0\t2025-03-01T02:00:00Z\t2025-03-01T02:00:00Z\t3\n" +
+				"ST0002\tApril\topen\t*\t0\t2025-03-01T02:00:00Z\t-\t0\n"},
 		{name: "bindings list", args: []string{"bindings", "list"},
 			setup: func(t *testing.T) {
 				for openid, emp := range map[string]string{"oA": "E001", "oB": "E002"} {
@@ -153,7 +153,7 @@ func TestOperatorCLI(t *testing.T) {
 		{name: "dlq replay all", args: []string{"dlq", "replay", "--all"}, want: "replayed 2 dead letters\n"},
 		{name: "dlq replay all json", args: []string{"dlq", "--all", "replay", "--json"}, want: "{\n  \"replayed\": 0\n}\n"},
 		{name: "dlq replay both", args: []string{"dlq", "replay", "2", "--all"}, wantErr: "wxscan dlq: usage: wxscan dlq list | replay ID|--all\n"},
-		{name: "unknown subcommand", args: []string{"stocktake", "reopen", "ST0001"}, wantErr: "wxscan stocktake: usage: wxscan stocktake open NAME | close ID | list\n"},
+		{name: "unknown subcommand", args: []string{"stocktake", "reopen", "ST0001"}, wantErr: "wxscan stocktake: usage: wxscan stocktake open NAME [--locations PREFIX,...] [--expected FILE] | close ID | list\n"},
 		{name: "unknown flag", args: []string{"bindings", "list", "--xml"}, wantErr: "__flag__"},
 	}
 	for _, tt := range steps {
@@ -277,7 +277,7 @@ func TestOperatorCLIErrors(t *testing.T) {
 
 	t.Run("server flag reaches the server", func(t *testing.T) {
 		r := runCLI(t, refused, cliToken, "stocktake", "list", "--server", on.URL).mustOK(t)
-		if got, want := r.stdout, "id\tname\tstate\topened_at\tclosed_at\tscans\n"; got != want {
+		if got, want := r.stdout, "id\tname\tstate\tlocations\texpected_rows\topened_at\tclosed_at\tscans\n"; got != want {
 			t.Fatalf("stdout=%q, want %q", got, want)
 		}
 	})
@@ -367,4 +367,104 @@ func TestOperatorCLIBackupFails(t *testing.T) {
 			t.Fatalf("existing file changed to %q", b)
 		}
 	})
+}
+
+func TestOperatorCLIUsers(t *testing.T) {
+	e := admintest.MustServer(t, cliToken)
+	cli := func(args ...string) cliResult { return runCLI(t, e.URL, cliToken, args...) }
+	staff := writeFile(t, "staff.csv", "employee_no,name,bind_code,can_scan\nE001,张三,111111,是\nE002,Li Si,222222,no\n")
+	cli("users", "import", staff).mustOK(t)
+	now := e.Clock.Now()
+	if _, err := e.DB.Bind("oA", "E001", "", now); err != nil {
+		t.Fatal(err)
+	}
+	err := e.DB.Update(func(tx *store.Tx) error {
+		for range store.MaxBindFailures {
+			if _, err := tx.CountEmployeeBindFailure("E002", now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := "employee_no\tname\tcan_scan\tstate\topenid\tbound_at\tbind_failures\tlocked_until\n"
+	if got, want := cli("users", "list").mustOK(t).stdout, header+
+		"E001\t张三\ttrue\tactive\toA\t2025-03-01T02:00:00Z\t0\t-\n"+
+		"E002\tLi Si\tfalse\tunbound\t-\t-\t5\t2025-03-01T02:15:00Z\n"; got != want {
+		t.Fatalf("users list:\n%s\nwant:\n%s", got, want)
+	}
+	out := cli("users", "list", "--json").mustOK(t).stdout
+	if strings.Contains(out, "111111") || !strings.Contains(out, `"locked_until": "2025-03-01T02:15:00Z"`) {
+		t.Fatalf("users list --json:\n%s", out)
+	}
+	if got, want := cli("users", "unlock", "E002").mustOK(t).stdout, "unlocked E002 (Li Si)\n"; got != want {
+		t.Fatalf("unlock: %q, want %q", got, want)
+	}
+	if got, want := cli("users", "list").mustOK(t).stdout, header+
+		"E001\t张三\ttrue\tactive\toA\t2025-03-01T02:00:00Z\t0\t-\n"+
+		"E002\tLi Si\tfalse\tunbound\t-\t-\t0\t-\n"; got != want {
+		t.Fatalf("users list after unlock:\n%s\nwant:\n%s", got, want)
+	}
+	cli("users", "unlock", "E002").mustOK(t) // idempotent
+	if r := cli("users", "unlock", "E404"); r.code != 1 || r.stderr != "wxscan users: 404 Not Found: no employee E404 in the staff directory\n" {
+		t.Fatalf("unlock unknown: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if got, want := cli("bindings", "unlock", "oGuess").mustOK(t).stdout, "unlocked openid oGuess\n"; got != want {
+		t.Fatalf("bindings unlock: %q, want %q", got, want)
+	}
+}
+
+func TestOperatorCLIExportOutput(t *testing.T) {
+	e := admintest.MustServer(t, cliToken)
+	cli := func(args ...string) cliResult { return runCLI(t, e.URL, cliToken, args...) }
+	book := writeFile(t, "book.csv", "location,sku,qty\nA-01,X1,2\n")
+	out := cli("stocktake", "open", "March", "--locations", "A-", "--expected", book).mustOK(t).stdout
+	if got, want := out, "opened stocktake ST0001 \"March\" (locations A-, 1 book stock rows)\nST0001\n"; got != want {
+		t.Fatalf("open: %q, want %q", got, want)
+	}
+	e.MustScan(t, "ST0001", "oA", "E001", "QR_CODE", "X1", "A-01", "ev1")
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "variance.csv")
+	if err := os.WriteFile(path, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := cli("scans", "export", "--stocktake", "ST0001", "--variance", "--output", path).mustOK(t)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b), "location,sku,name,expected,counted,difference\nA-01,X1,,2,1,-1\n"; got != want {
+		t.Fatalf("file:\n%s\nwant:\n%s", got, want)
+	}
+	if got, want := r.stdout, fmt.Sprintf("wrote %s (%d bytes)\n", path, len(b)); got != want {
+		t.Fatalf("stdout %q, want %q", got, want)
+	}
+	// XLSX to stdout is the file itself.
+	r = cli("scans", "export", "--stocktake", "ST0001", "--format", "xlsx").mustOK(t)
+	if !strings.HasPrefix(r.stdout, "PK\x03\x04") {
+		t.Fatalf("xlsx on stdout starts %q", r.stdout[:min(len(r.stdout), 8)])
+	}
+	// A failed export leaves the file as it was and no temporary file.
+	r = cli("scans", "export", "--stocktake", "ST0099", "--output", path)
+	if r.code != 1 || r.stderr != "wxscan scans: 404 Not Found: stocktake ST0099 not found\n" {
+		t.Fatalf("export unknown: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if b2, _ := os.ReadFile(path); string(b2) != string(b) {
+		t.Fatalf("a failed export changed the file to %q", b2)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("files left: %v", entries)
+	}
+	for _, tt := range []struct{ args []string }{
+		{[]string{"--summary", "--variance"}},
+		{[]string{"--format", "xml"}},
+	} {
+		r := cli(append([]string{"scans", "export", "--stocktake", "ST0001"}, tt.args...)...)
+		if r.code != 1 || !strings.Contains(r.stderr, "usage: wxscan scans export") {
+			t.Fatalf("%v: exit %d, stderr %q", tt.args, r.code, r.stderr)
+		}
+	}
 }

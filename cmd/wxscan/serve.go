@@ -184,7 +184,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		for _, p := range []string{callback.BindPath, callback.OAuthCallbackPath, callback.ScanPath, callback.ScansAPIPath, callback.JSSDKPath} {
+		for _, p := range []string{callback.BindPath, callback.OAuthCallbackPath, callback.ScanPath, callback.ScansAPIPath, callback.ScanQtyAPIPath, callback.ScanUndoAPIPath, callback.JSSDKPath} {
 			mux.Handle(p, pages)
 		}
 	}

@@ -55,9 +55,14 @@ func openWorkers(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*work
 // API (the process with the workers role serves it: it owns the store) and
 // registers the workers' metrics with reg.
 func (w *workersRole) start(ctx context.Context, bus *events.Bus, mux *http.ServeMux, reg prometheus.Registerer) error {
+	loc, err := w.cfg.Location()
+	if err != nil {
+		return err
+	}
 	svc, err := workers.New(workers.Config{
 		AppID: w.cfg.AppID, PublicURL: w.cfg.PublicURL, OAuthBase: w.cfg.OAuthBase, Scope: w.cfg.OAuthScope,
 		DB: w.db, Bus: bus, WeChat: w.wx, Logger: w.log, Consumer: w.consumer, Metrics: workers.NewMetrics(reg),
+		Location: loc,
 	})
 	if err != nil {
 		return err
@@ -69,7 +74,7 @@ func (w *workersRole) start(ctx context.Context, bus *events.Bus, mux *http.Serv
 	w.svc = svc
 	mux.Handle("/admin/", admin.New(admin.Config{
 		Token: w.cfg.AdminToken, DB: w.db, Bus: bus, WeChat: w.wx, PublicURL: w.cfg.PublicURL, Logger: w.log,
-		Durable: svc.Durable(),
+		Durable: svc.Durable(), Location: loc,
 	}))
 	return nil
 }

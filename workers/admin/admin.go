@@ -1,6 +1,11 @@
-// Package admin is wxscan's admin HTTP API (SPEC §7): the staff directory
-// import, stocktakes, scan exports, bindings, the custom menu, the dead-letter
-// queue and a status summary, all as JSON behind a bearer token. Its wire
+// Package admin is wxscan's admin HTTP API (SPEC §7, §9): the staff
+// directory (import, list with bindings and bind lockouts, unlock), the item
+// master import, stocktakes with scope and book stock, scan exports (scans,
+// summary, variance), bindings, the custom menu, the dead-letter queue and a
+// status summary, all as JSON behind a bearer token. The functions the
+// handlers share with the console (ImportUsers, ImportItems,
+// OpenStocktakeFrom, ExportTable, Users, UnlockUser) take the store and
+// answer the API's errors. Its wire
 // types are in api.go; Client (client.go) is its Go client, which the
 // `wxscan` operator commands are a thin layer over.
 //
@@ -9,7 +14,7 @@
 //
 // Every error answer is JSON {"error":"<one English line>"} with a 4xx or 5xx
 // status: 400 bad input, 401 missing or wrong token, 404 unknown stocktake,
-// binding or dead letter (and every path while the API is off), 409 a
+// employee, binding or dead letter (and every path while the API is off), 409 a
 // conflict with the current state, 413 a body over its limit, 502 WeChat
 // refused a call, 503 NATS or WeChat unreachable.
 package admin
@@ -52,6 +57,10 @@ type Config struct {
 	Durable string
 	Now     func() time.Time
 	Logger  *slog.Logger
+
+	// Location is the account's time zone (WXSCAN_TIMEZONE), for the times
+	// in exports; default Asia/Shanghai.
+	Location *time.Location
 }
 
 // New returns the admin API. It serves full paths under /admin/ (mount it
@@ -64,6 +73,9 @@ func New(cfg Config) http.Handler {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Location == nil {
+		cfg.Location = shanghai
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -89,18 +101,23 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 func (s *server) routes() {
 	for pattern, h := range map[string]handlerFunc{
-		"POST /admin/users/import":          s.importUsers,
-		"POST /admin/stocktakes":            s.openStocktake,
-		"GET /admin/stocktakes":             s.listStocktakes,
-		"POST /admin/stocktakes/{id}/close": s.closeStocktake,
-		"GET /admin/stocktakes/{id}/scans":  s.exportScans,
-		"GET /admin/bindings":               s.listBindings,
-		"DELETE /admin/bindings/{openid}":   s.removeBinding,
-		"POST /admin/menu":                  s.pushMenu,
-		"GET /admin/dlq":                    s.listDLQ,
-		"POST /admin/dlq/replay":            s.replayAll,
-		"POST /admin/dlq/{id}/replay":       s.replayOne,
-		"GET /admin/status":                 s.status,
+		"POST /admin/users/import":               s.importUsers,
+		"GET /admin/users":                       s.listUsers,
+		"POST /admin/users/{employee_no}/unlock": s.unlockUser,
+		"POST /admin/items/import":               s.importItems,
+		"POST /admin/bindings/{openid}/unlock":   s.unlockOpenID,
+		"POST /admin/stocktakes":                 s.openStocktake,
+		"GET /admin/stocktakes":                  s.listStocktakes,
+		"POST /admin/stocktakes/{id}/close":      s.closeStocktake,
+		"GET /admin/stocktakes/{id}/scans":       s.exportScans,
+		"GET /admin/bindings":                    s.listBindings,
+		"DELETE /admin/bindings/{openid}":        s.removeBinding,
+		"POST /admin/menu":                       s.pushMenu,
+		"GET /admin/dlq":                         s.listDLQ,
+		"POST /admin/dlq/replay":                 s.replayAll,
+		"POST /admin/dlq/{id}/replay":            s.replayOne,
+		"GET /admin/status":                      s.status,
+		"GET /admin/backup":                      s.backup,
 	} {
 		s.mux.Handle(pattern, h.serve(s))
 	}
@@ -190,6 +207,18 @@ func errorf(code int, format string, args ...any) error {
 // found from err by statusOf.
 func explain(err error, format string, args ...any) error {
 	return &apiError{msg: fmt.Sprintf(format, args...), err: err}
+}
+
+// prefixed puts prefix before err's message, keeping its status.
+func prefixed(err error, prefix string) error {
+	return &apiError{code: statusOf(err), msg: prefix + err.Error(), err: err}
+}
+
+// storeMessage is a store error's message for the client: without the
+// package's "store: " and the sentinel's ": conflict" at its end.
+func storeMessage(err, sentinel error) string {
+	msg := strings.TrimPrefix(err.Error(), "store: ")
+	return strings.TrimSuffix(msg, ": "+sentinel.Error())
 }
 
 // errUnavailable marks an error of a dependency that cannot be reached (NATS,

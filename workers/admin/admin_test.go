@@ -195,17 +195,19 @@ func TestAdminImport(t *testing.T) {
 		body string
 		want string // the error's start
 	}{
-		{name: "empty bind_code", body: header + "E010,A,1,true\nE011,B,2,true\nE012,C,,true\n", want: "line 4: bind_code is empty"},
-		{name: "empty employee_no", body: header + "E010,A,1,true\n ,B,2,true\n", want: "line 3: employee_no is empty"},
-		{name: "bad can_scan", body: header + "E010,A,1,maybe\n", want: `line 2: can_scan "maybe"`},
-		{name: "too few fields", body: header + "E010,A,1,true\nE011,B,2\n", want: "line 3: 3 fields, want 4"},
-		{name: "too many fields", body: header + "E010,A,1,true,x\n", want: "line 2: 5 fields, want 4"},
-		{name: "duplicate employee_no", body: header + "E010,A,1,true\nE011,B,2,true\nE010,C,3,false\n", want: "line 4: employee_no E010 repeats line 2"},
-		{name: "blank line counts", body: header + "E010,A,1,true\n\nE011,B,,true\n", want: "line 4: bind_code is empty"},
-		{name: "bad quote", body: header + "E010,A,1,true\nE011,\"B,2,true\n", want: "line 3"},
+		{name: "empty bind_code", body: header + "E010,A,aaaaaa,true\nE011,B,bbbbbb,true\nE012,C,,true\n", want: "line 4: bind_code is empty"},
+		{name: "empty employee_no", body: header + "E010,A,aaaaaa,true\n ,B,bbbbbb,true\n", want: "line 3: employee_no is empty"},
+		{name: "bad can_scan", body: header + "E010,A,aaaaaa,maybe\n", want: `line 2: can_scan "maybe"`},
+		{name: "too few fields", body: header + "E010,A,aaaaaa,true\nE011,B,2\n", want: "line 3: 3 fields, want 4"},
+		{name: "too many fields", body: header + "E010,A,aaaaaa,true,x\n", want: "line 2: 5 fields, want 4"},
+		{name: "duplicate employee_no", body: header + "E010,A,aaaaaa,true\nE011,B,bbbbbb,true\nE010,C,cccccc,false\n", want: "line 4: employee_no E010 repeats line 2"},
+		{name: "blank line counts", body: header + "E010,A,aaaaaa,true\n\nE011,B,,true\n", want: "line 4: bind_code is empty"},
+		{name: "bad quote", body: header + "E010,A,aaaaaa,true\nE011,\"B,2,true\n", want: "line 3"},
 		{name: "missing column", body: "employee_no,name,bind_code\nE010,A,1\n", want: "line 1: column can_scan is missing"},
-		{name: "unknown column", body: "employee_no,name,bind_code,can_scan,dept\nE010,A,1,true,x\n", want: `line 1: unknown column "dept"`},
+		{name: "unknown column", body: "employee_no,name,bind_code,can_scan,dept\nE010,A,aaaaaa,true,x\n", want: `line 1: unknown column "dept"`},
 		{name: "empty file", body: "", want: "empty file"},
+		{name: "short bind_code", body: header + "E010,A,aaaaaa,true\nE011,B,12345,true\n", want: "line 3: bind_code must be at least 6 characters"},
+		{name: "not text", body: header + "E010,A,aaaaaa,true\nE011,\xff,bbbbbb,true\n", want: "line 3: not UTF-8 or GB18030 text"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -230,7 +232,7 @@ func TestAdminImport(t *testing.T) {
 		var b strings.Builder
 		b.WriteString(header)
 		for i := 0; b.Len() <= admin.MaxImportBytes; i++ {
-			fmt.Fprintf(&b, "E%07d,Name,1234,true\n", i)
+			fmt.Fprintf(&b, "E%07d,Name,123456,true\n", i)
 		}
 		big := b.String()
 		code, body := do(t, e, "POST", "/admin/users/import", "text/csv", big)
@@ -252,7 +254,7 @@ func TestAdminStocktakes(t *testing.T) {
 		wantErr  string // part of the error message
 	}{
 		{name: "open", method: "POST", path: "/admin/stocktakes", body: `{"name":"March count"}`, wantCode: http.StatusCreated},
-		{name: "open while open", method: "POST", path: "/admin/stocktakes", body: `{"name":"second"}`, wantCode: http.StatusConflict, wantErr: `ST0001 "March count" is already open`},
+		{name: "open while open", method: "POST", path: "/admin/stocktakes", body: `{"name":"second"}`, wantCode: http.StatusConflict, wantErr: `ST0001 (March count) is open and covers every location`},
 		{name: "open empty name", method: "POST", path: "/admin/stocktakes", body: `{"name":"  "}`, wantCode: http.StatusBadRequest, wantErr: "name is empty"},
 		{name: "open bad json", method: "POST", path: "/admin/stocktakes", body: `{`, wantCode: http.StatusBadRequest},
 		{name: "close unknown", method: "POST", path: "/admin/stocktakes/ST0099/close", wantCode: http.StatusNotFound, wantErr: "stocktake ST0099 not found"},
@@ -308,10 +310,10 @@ func TestAdminExport(t *testing.T) {
 		want  string
 	}{
 		{name: "csv", query: "", ctype: "text/csv", want: "" +
-			"stocktake_id,employee_no,openid,code_type,code,location,qty,scanned_at,event_id\n" +
-			"ST0001,E001,oA,EAN_13,6901234567892,A-01,1,2025-03-01T02:00:00Z,ev1\n" +
-			"ST0001,E001,oA,EAN_13,6901234567892,A-01,1,2025-03-01T02:00:00Z,ev2\n" +
-			"ST0001,E002,oB,QR_CODE,\"a,b \"\"c\"\"\",,1,2025-03-01T02:00:00Z,ev3\n"},
+			"stocktake_id,employee_no,openid,code_type,code,location,qty,scanned_at,event_id,sku,name\n" +
+			"ST0001,E001,oA,EAN_13,6901234567892,A-01,1,2025-03-01T10:00:00+08:00,ev1,6901234567892,\n" +
+			"ST0001,E001,oA,EAN_13,6901234567892,A-01,1,2025-03-01T10:00:00+08:00,ev2,6901234567892,\n" +
+			"ST0001,E002,oB,QR_CODE,\"a,b \"\"c\"\"\",,1,2025-03-01T10:00:00+08:00,ev3,\"a,b \"\"c\"\"\",\n"},
 		{name: "summary csv", query: "?summary=1", ctype: "text/csv", want: "" +
 			"location,code,qty\n" +
 			",\"a,b \"\"c\"\"\",1\n" +
@@ -347,7 +349,7 @@ func TestAdminExport(t *testing.T) {
 			t.Fatalf("rows=%d, want %d", got, want)
 		}
 		want := map[string]any{"stocktake_id": "ST0001", "employee_no": "E001", "openid": "oA", "code_type": "EAN_13",
-			"code": "6901234567892", "location": "A-01", "qty": 1.0, "scanned_at": "2025-03-01T02:00:00Z", "event_id": "ev1",
+			"code": "6901234567892", "location": "A-01", "qty": 1.0, "scanned_at": "2025-03-01T10:00:00+08:00", "event_id": "ev1",
 			"sku": "6901234567892", "name": ""}
 		if !reflect.DeepEqual(rows[0], want) {
 			t.Fatalf("row 0=%v, want %v", rows[0], want)

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"io"
 	"time"
 
 	"github.com/wxscan/wxscan/events"
@@ -25,16 +26,25 @@ type ErrorBody struct {
 	Error string `json:"error"`
 }
 
-// ImportResult answers POST /admin/users/import: how many rows were new and
-// how many replaced an existing employee.
+// ImportResult answers POST /admin/users/import and POST
+// /admin/items/import: how many rows were new and how many replaced an
+// existing employee or barcode.
 type ImportResult struct {
 	Added   int `json:"added"`
 	Updated int `json:"updated"`
 }
 
-// OpenStocktakeRequest is the body of POST /admin/stocktakes.
+// OpenStocktakeRequest is what POST /admin/stocktakes opens: the JSON body
+// without a book stock, or the fields of its multipart form.
 type OpenStocktakeRequest struct {
 	Name string `json:"name"`
+	// Locations are the location prefixes of the scope (SPEC §9); none
+	// covers every location.
+	Locations []string `json:"locations,omitempty"`
+	// Expected is the book stock, a CSV or XLSX file with the columns
+	// location,sku,qty; nil: none. Client sends it as the form's file part
+	// "expected".
+	Expected io.Reader `json:"-"`
 }
 
 // Stocktake is a stocktake as the admin API shows it (POST and GET
@@ -44,6 +54,28 @@ type Stocktake struct {
 	store.Stocktake
 	State string `json:"state"`
 }
+
+// User is one entry of GET /admin/users, and the answer of POST
+// /admin/users/{employee_no}/unlock: a person of the staff directory with
+// their binding and their bind lockout. It never holds the bind code.
+type User struct {
+	EmployeeNo string `json:"employee_no"`
+	Name       string `json:"name"`
+	CanScan    bool   `json:"can_scan"`
+	// State is the binding's state: "active", "suspended" (the person
+	// unsubscribed) or "unbound".
+	State   string    `json:"state"`
+	OpenID  string    `json:"openid,omitempty"`
+	BoundAt time.Time `json:"bound_at,omitzero"`
+	// BindFailures counts the wrong bind codes for this employee not yet
+	// forgotten; LockedUntil is set while they lock the employee out (SPEC
+	// §11).
+	BindFailures int       `json:"bind_failures"`
+	LockedUntil  time.Time `json:"locked_until,omitzero"`
+}
+
+// UserUnbound is User.State for a person without a binding.
+const UserUnbound = "unbound"
 
 // Binding is one entry of GET /admin/bindings.
 type Binding = store.Binding

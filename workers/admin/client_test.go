@@ -72,7 +72,7 @@ func TestClient(t *testing.T) {
 		t.Fatalf("opened %+v", st)
 	}
 	_, err = c.OpenStocktake(ctx, admin.OpenStocktakeRequest{Name: "April"})
-	apiError(t, err, http.StatusConflict, `stocktake ST0001 "March" is already open: close it first`)
+	apiError(t, err, http.StatusConflict, `open stocktake "April": ST0001 (March) is open and covers every location: close it first or choose other locations`)
 	_, err = c.OpenStocktake(ctx, admin.OpenStocktakeRequest{Name: " "})
 	apiError(t, err, http.StatusBadRequest, "name is empty")
 
@@ -99,7 +99,7 @@ func TestClient(t *testing.T) {
 		t.Fatalf("a failed export wrote %q", buf.String())
 	}
 	err = c.ExportScans(ctx, "ST0001", admin.ExportOptions{Format: "xml"}, &buf)
-	apiError(t, err, http.StatusBadRequest, `format "xml": want csv or json`)
+	apiError(t, err, http.StatusBadRequest, `format "xml": want csv, json or xlsx`)
 
 	closed, err := c.CloseStocktake(ctx, "ST0001")
 	if err != nil {

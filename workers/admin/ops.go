@@ -175,7 +175,7 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) error {
 			out.LastTokenRefresh = &t
 		}
 	}
-	if out.ScansToday, err = s.cfg.DB.ScansSince(StartOfDay(s.cfg.Now())); err != nil {
+	if out.ScansToday, err = s.cfg.DB.ScansSince(StartOfDayIn(s.cfg.Now(), s.cfg.Location)); err != nil {
 		return err
 	}
 	if out.Outbox, err = s.cfg.DB.OutboxLen(); err != nil {
@@ -185,7 +185,7 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// shanghai is China Standard Time, where "today" starts for scans_today.
+// shanghai is China Standard Time, the default time zone (WXSCAN_TIMEZONE).
 var shanghai = func() *time.Location {
 	if loc, err := time.LoadLocation("Asia/Shanghai"); err == nil {
 		return loc
@@ -194,7 +194,14 @@ var shanghai = func() *time.Location {
 }()
 
 // StartOfDay is midnight of t's day in Asia/Shanghai.
-func StartOfDay(t time.Time) time.Time {
-	t = t.In(shanghai)
-	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, shanghai)
+func StartOfDay(t time.Time) time.Time { return StartOfDayIn(t, shanghai) }
+
+// StartOfDayIn is the start of t's day in loc (nil: Asia/Shanghai), where
+// "today" starts for status's scans_today.
+func StartOfDayIn(t time.Time, loc *time.Location) time.Time {
+	if loc == nil {
+		loc = shanghai
+	}
+	t = t.In(loc)
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc)
 }

@@ -1,13 +1,13 @@
 package admin
 
 import (
-	"bufio"
-	"encoding/csv"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -22,36 +22,174 @@ func stocktakeOf(st store.Stocktake) Stocktake {
 	return Stocktake{Stocktake: st, State: state}
 }
 
-// ScanColumns are the columns of a scans export, in order.
-var ScanColumns = []string{"stocktake_id", "employee_no", "openid", "code_type", "code", "location", "qty", "scanned_at", "event_id"}
+// scanFields are the columns of a scans export, in order.
+var scanFields = []Field[store.Scan]{
+	{ExportColumn{"stocktake_id", TextCell}, func(s store.Scan) any { return s.StocktakeID }},
+	{ExportColumn{"employee_no", TextCell}, func(s store.Scan) any { return s.EmployeeNo }},
+	{ExportColumn{"openid", TextCell}, func(s store.Scan) any { return s.OpenID }},
+	{ExportColumn{"code_type", TextCell}, func(s store.Scan) any { return s.CodeType }},
+	{ExportColumn{"code", TextCell}, func(s store.Scan) any { return s.Code }},
+	{ExportColumn{"location", TextCell}, func(s store.Scan) any { return s.Location }},
+	{ExportColumn{"qty", NumberCell}, func(s store.Scan) any { return s.Qty }},
+	{ExportColumn{"scanned_at", TimeCell}, func(s store.Scan) any { return s.ScannedAt }},
+	{ExportColumn{"event_id", TextCell}, func(s store.Scan) any { return s.EventID }},
+	{ExportColumn{"sku", TextCell}, func(s store.Scan) any { return s.SKU }},
+	{ExportColumn{"name", TextCell}, func(s store.Scan) any { return s.Name }},
+}
 
-// SummaryColumns are the columns of a summary export, in order.
-var SummaryColumns = []string{"location", "code", "qty"}
+// summaryFields are the columns of a summary export, in order.
+var summaryFields = []Field[store.SummaryRow]{
+	{ExportColumn{"location", TextCell}, func(r store.SummaryRow) any { return r.Location }},
+	{ExportColumn{"code", TextCell}, func(r store.SummaryRow) any { return r.Code }},
+	{ExportColumn{"qty", NumberCell}, func(r store.SummaryRow) any { return r.Qty }},
+}
 
-// openStocktake is POST /admin/stocktakes {"name":"..."}: 201 and the new
-// stocktake, 409 while another is open.
+// MaxStocktakeFormBytes bounds the body of POST /admin/stocktakes: a book
+// stock file of MaxImportBytes and the form's other fields.
+const MaxStocktakeFormBytes = MaxImportBytes + 64<<10
+
+// openStocktake is POST /admin/stocktakes: 201 and the new stocktake. The
+// body is JSON {"name":"...","locations":["A-",...]} (OpenStocktakeRequest
+// without a book stock; other fields are refused), or multipart/form-data, as the console's form
+// posts it, with the fields name and locations (prefixes separated by
+// commas, or the field repeated) and the optional file part expected, the
+// book stock (see ParseExpected). 400 for a bad name, prefix or book-stock
+// row (naming its line; nothing is opened), 409 when the scope overlaps an
+// open stocktake's (the message names that one).
 func (s *server) openStocktake(w http.ResponseWriter, r *http.Request) error {
 	var req OpenStocktakeRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	if err := dec.Decode(&req); err != nil {
-		return errorf(http.StatusBadRequest, "body: want JSON {\"name\":\"...\"}: %v", err)
-	}
-	req.Name = strings.TrimSpace(req.Name)
-	if req.Name == "" {
-		return errorf(http.StatusBadRequest, "name is empty")
-	}
-	st, err := s.cfg.DB.OpenStocktake(req.Name, s.cfg.Now())
-	if errors.Is(err, store.ErrConflict) {
-		if cur, cerr := s.cfg.DB.OpenStocktakeNow(); cerr == nil {
-			return explain(err, "stocktake %s %q is already open: close it first", cur.ID, cur.Name)
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxStocktakeFormBytes)
+		mr, err := r.MultipartReader()
+		if err != nil {
+			return errorf(http.StatusBadRequest, "body: %v", err)
 		}
-		return explain(err, "a stocktake is already open: close it first")
+		if req, err = readStocktakeForm(mr); err != nil {
+			return err
+		}
+	} else if err := decodeStrict(http.MaxBytesReader(w, r.Body, 64<<10), &req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return err
+		}
+		return errorf(http.StatusBadRequest, "body: want JSON {\"name\":\"...\",\"locations\":[...]} or a multipart form: %v", err)
 	}
+	st, err := OpenStocktakeFrom(s.cfg.DB, req, s.cfg.Now())
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, stocktakeOf(st))
+	s.cfg.Logger.Info("admin opened stocktake", "id", st.ID, "locations", strings.Join(st.Locations, ","), "expected_rows", st.ExpectedRows)
+	writeJSON(w, http.StatusCreated, st)
 	return nil
+}
+
+// decodeStrict decodes JSON into v, refusing fields v does not have (a
+// book stock sent as JSON would otherwise be dropped without a word).
+func decodeStrict(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+// readStocktakeForm reads the multipart form of POST /admin/stocktakes.
+func readStocktakeForm(mr *multipart.Reader) (OpenStocktakeRequest, error) {
+	var req OpenStocktakeRequest
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return req, nil
+		}
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return req, err
+			}
+			return req, errorf(http.StatusBadRequest, "body: bad multipart form: %v", err)
+		}
+		limit := int64(64 << 10)
+		if part.FormName() == "expected" {
+			limit = MaxImportBytes
+		}
+		data, err := io.ReadAll(io.LimitReader(part, limit+1))
+		part.Close()
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return req, err
+			}
+			return req, errorf(http.StatusBadRequest, "body: bad multipart form: %v", err)
+		}
+		if int64(len(data)) > limit {
+			return req, &http.MaxBytesError{Limit: limit}
+		}
+		switch part.FormName() {
+		case "name":
+			req.Name = string(data)
+		case "locations":
+			req.Locations = append(req.Locations, SplitLocations(string(data))...)
+		case "expected":
+			// A form whose file input was left empty posts an empty part:
+			// no book stock.
+			if len(data) > 0 {
+				req.Expected = bytes.NewReader(data)
+			}
+		}
+	}
+}
+
+// SplitLocations reads a scope written as prefixes separated by commas
+// ("A-, B-"): the trimmed prefixes, empty ones left out.
+func SplitLocations(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// OpenStocktakeFrom opens the stocktake req describes, all or nothing: its
+// name, its scope (req.Locations) and, when req.Expected is set, its book
+// stock, read with ParseExpected against that scope. It is what POST
+// /admin/stocktakes does and what the console's form calls. Its errors are
+// the API's answers: 400 for an empty name, a bad prefix or a bad book-stock
+// row ("book stock: line 3: ..."), 409 naming the open stocktake whose scope
+// overlaps, 413 for a book stock over MaxImportBytes.
+func OpenStocktakeFrom(db *store.DB, req OpenStocktakeRequest, now time.Time) (Stocktake, error) {
+	name := strings.TrimSpace(req.Name)
+	if name == "" {
+		return Stocktake{}, errorf(http.StatusBadRequest, "name is empty")
+	}
+	var locs []string
+	for _, p := range req.Locations {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			return Stocktake{}, errorf(http.StatusBadRequest, "locations: an empty prefix")
+		}
+		if len(p) > store.MaxLocationLen {
+			return Stocktake{}, errorf(http.StatusBadRequest, "locations: prefix %q is longer than %d bytes", p, store.MaxLocationLen)
+		}
+		locs = append(locs, p)
+	}
+	spec := store.StocktakeSpec{Name: name, Locations: locs}
+	if req.Expected != nil {
+		rows, err := ParseExpected(req.Expected, store.Stocktake{Locations: locs}.Covers)
+		if err != nil {
+			return Stocktake{}, prefixed(err, "book stock: ")
+		}
+		spec.Expected = rows
+	}
+	st, err := db.OpenStocktakeSpec(spec, now)
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return Stocktake{}, explain(err, "%s: close it first or choose other locations", storeMessage(err, store.ErrConflict))
+	case errors.Is(err, store.ErrInvalid):
+		return Stocktake{}, explain(err, "%s", storeMessage(err, store.ErrInvalid))
+	case err != nil:
+		return Stocktake{}, err
+	}
+	return stocktakeOf(st), nil
 }
 
 // listStocktakes is GET /admin/stocktakes: every stocktake, oldest first.
@@ -85,28 +223,54 @@ func (s *server) closeStocktake(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// exportScans is GET /admin/stocktakes/{id}/scans?format=csv|json&summary=1.
-// CSV (the default) has a header row of ScanColumns (SummaryColumns with
-// summary); JSON is an array of objects with the same keys. Scans are
-// streamed, never held in memory as a whole. A failure after the first byte
-// cuts the answer short (and is logged): the client sees a truncated body.
+// varianceFields are the columns of a variance export (SPEC §9), in order.
+var varianceFields = []Field[store.VarianceRow]{
+	{ExportColumn{"location", TextCell}, func(r store.VarianceRow) any { return r.Location }},
+	{ExportColumn{"sku", TextCell}, func(r store.VarianceRow) any { return r.SKU }},
+	{ExportColumn{"name", TextCell}, func(r store.VarianceRow) any { return r.Name }},
+	{ExportColumn{"expected", NumberCell}, func(r store.VarianceRow) any { return r.Expected }},
+	{ExportColumn{"counted", NumberCell}, func(r store.VarianceRow) any { return r.Counted }},
+	{ExportColumn{"difference", NumberCell}, func(r store.VarianceRow) any { return r.Difference }},
+}
+
+// ExportKind is which table of a stocktake an export holds.
+type ExportKind string
+
+// The export kinds.
+const (
+	ExportScans    ExportKind = "scans"    // one row per scan (scanFields)
+	ExportSummary  ExportKind = "summary"  // the total per location and code
+	ExportVariance ExportKind = "variance" // the count against the book stock
+)
+
+// exportScans is GET /admin/stocktakes/{id}/scans?format=csv|json|xlsx
+// with summary=1 or variance=1 (not both: 400): the stocktake's scans (the
+// columns of scanFields), the total per location and code
+// (summaryFields), or the variance against the book stock
+// (varianceFields), written by serveTable. Cancelled scans are left out.
 func (s *server) exportScans(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	q := r.URL.Query()
-	format := strings.ToLower(q.Get("format"))
-	if format == "" {
-		format = "csv"
+	format, err := ParseFormat(q.Get("format"))
+	if err != nil {
+		return err
 	}
-	if format != "csv" && format != "json" {
-		return errorf(http.StatusBadRequest, "format %q: want csv or json", q.Get("format"))
-	}
-	summary := false
-	if v := q.Get("summary"); v != "" {
-		b, err := parseBool(v)
-		if err != nil {
-			return errorf(http.StatusBadRequest, "summary %q: want 1 or 0", v)
+	kind := ExportScans
+	for _, k := range []ExportKind{ExportSummary, ExportVariance} {
+		v := q.Get(string(k))
+		if v == "" {
+			continue
 		}
-		summary = b
+		on, err := parseBool(v)
+		if err != nil {
+			return errorf(http.StatusBadRequest, "%s %q: want 1 or 0", k, v)
+		}
+		if on && kind != ExportScans {
+			return errorf(http.StatusBadRequest, "summary and variance: choose one")
+		}
+		if on {
+			kind = k
+		}
 	}
 	if _, err := s.cfg.DB.Stocktake(id); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -114,119 +278,50 @@ func (s *server) exportScans(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-
-	name := id + "-scans"
-	var rows []store.SummaryRow
-	if summary {
-		name = id + "-summary"
-		var err error
-		if rows, err = s.cfg.DB.Summary(id); err != nil {
-			return err
-		}
-	}
-	if format == "csv" {
-		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	} else {
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	}
-	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`.`+format+`"`)
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-
-	bw := bufio.NewWriterSize(w, 32<<10)
-	var err error
-	switch {
-	case summary && format == "csv":
-		err = writeSummaryCSV(bw, rows)
-	case summary:
-		err = writeJSONArray(bw, func(yield func(any) error) error {
-			for _, row := range rows {
-				if err := yield(row); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	case format == "csv":
-		err = s.writeScansCSV(bw, id)
-	default:
-		err = writeJSONArray(bw, func(yield func(any) error) error {
-			return s.cfg.DB.EachScan(id, func(sc store.Scan) error { return yield(sc) })
-		})
-	}
-	if err == nil {
-		err = bw.Flush()
-	}
+	cols, rows, err := ExportTable(s.cfg.DB, id, kind)
 	if err != nil {
-		s.cfg.Logger.Warn("admin export cut short", "stocktake", id, "err", err)
-	}
-	return nil
-}
-
-func (s *server) writeScansCSV(w io.Writer, id string) error {
-	cw := csv.NewWriter(w)
-	if err := cw.Write(ScanColumns); err != nil {
 		return err
 	}
-	rec := make([]string, len(ScanColumns))
-	err := s.cfg.DB.EachScan(id, func(sc store.Scan) error {
-		rec[0], rec[1], rec[2], rec[3], rec[4] = sc.StocktakeID, sc.EmployeeNo, sc.OpenID, sc.CodeType, sc.Code
-		rec[5], rec[6], rec[7], rec[8] = sc.Location, strconv.Itoa(sc.Qty), sc.ScannedAt.UTC().Format(time.RFC3339), sc.EventID
-		if err := cw.Write(rec); err != nil {
-			return err
+	return s.serveTable(w, id+"-"+string(kind), format, cols, rows)
+}
+
+// ExportTable returns the columns and the row writer of stocktake id's
+// export of kind, for serveTable (the API) or a TableWriter of the
+// console's own. Scans are streamed from the store, never held in memory as
+// a whole; the summary and the variance are read when called. An unknown
+// stocktake is an error wrapping store.ErrNotFound.
+func ExportTable(db *store.DB, id string, kind ExportKind) ([]ExportColumn, func(tw *TableWriter) error, error) {
+	switch kind {
+	case ExportSummary:
+		rows, err := db.Summary(id)
+		if err != nil {
+			return nil, nil, err
+		}
+		return Columns(summaryFields), writeAll(summaryFields, rows), nil
+	case ExportVariance:
+		rows, err := db.Variance(id)
+		if err != nil {
+			return nil, nil, err
+		}
+		return Columns(varianceFields), writeAll(varianceFields, rows), nil
+	}
+	return Columns(scanFields), func(tw *TableWriter) error {
+		buf := make([]any, len(scanFields))
+		return db.EachScan(id, func(sc store.Scan) error {
+			return WriteRecord(tw, scanFields, sc, buf)
+		})
+	}, nil
+}
+
+// writeAll writes rows with fields.
+func writeAll[T any](fields []Field[T], rows []T) func(tw *TableWriter) error {
+	return func(tw *TableWriter) error {
+		buf := make([]any, len(fields))
+		for _, row := range rows {
+			if err := WriteRecord(tw, fields, row, buf); err != nil {
+				return err
+			}
 		}
 		return nil
-	})
-	cw.Flush()
-	if err != nil {
-		return err
 	}
-	return cw.Error()
-}
-
-func writeSummaryCSV(w io.Writer, rows []store.SummaryRow) error {
-	cw := csv.NewWriter(w)
-	if err := cw.Write(SummaryColumns); err != nil {
-		return err
-	}
-	for _, row := range rows {
-		if err := cw.Write([]string{row.Location, row.Code, strconv.Itoa(row.Qty)}); err != nil {
-			return err
-		}
-	}
-	cw.Flush()
-	return cw.Error()
-}
-
-// writeJSONArray writes the values each yields as one JSON array, one value
-// per line.
-func writeJSONArray(w io.Writer, each func(yield func(any) error) error) error {
-	if _, err := io.WriteString(w, "["); err != nil {
-		return err
-	}
-	first := true
-	err := each(func(v any) error {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		sep := ",\n"
-		if first {
-			sep, first = "\n", false
-		}
-		if _, err := io.WriteString(w, sep); err != nil {
-			return err
-		}
-		_, err = w.Write(b)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	end := "]\n"
-	if !first {
-		end = "\n]\n"
-	}
-	_, err = io.WriteString(w, end)
-	return err
 }
