@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -30,6 +31,11 @@ type workersRole struct {
 	consumer events.ConsumerConfig
 }
 
+// idleRelease is how long the workers' consumer waits, idle after a burst,
+// before handing the memory the burst used back to the system (see
+// events.ConsumerConfig.IdleRelease).
+const idleRelease = 30 * time.Second
+
 // openWorkers takes the data directory: it opens (and locks) the bbolt file.
 // A second process on the same directory fails here within the store's
 // lock timeout.
@@ -44,7 +50,7 @@ func openWorkers(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*work
 		db.Close()
 		return nil, err
 	}
-	return &workersRole{cfg: cfg, log: log, db: db, wx: wx}, nil
+	return &workersRole{cfg: cfg, log: log, db: db, wx: wx, consumer: events.ConsumerConfig{IdleRelease: idleRelease}}, nil
 }
 
 // start runs the consumer and the pages' operations, mounts the admin
