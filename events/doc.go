@@ -1,24 +1,21 @@
 package events
 
 import (
-	"bytes"
-	"encoding/xml"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/beevik/etree"
 )
 
 // maxDepth bounds the nesting of a push's XML: WeChat's go three deep.
 const maxDepth = 16
 
-// Doc is one WeChat XML push read once, without building a tree: the text
-// of the elements an Event and the callback need. Read it with ReadDoc; a
-// Doc is immutable and safe for concurrent use.
+// Doc is one WeChat XML push, parsed once: the text of the elements an Event
+// and the callback need. Read it with ReadDoc; a Doc is immutable and safe
+// for concurrent use.
 type Doc struct {
 	raw  []byte
-	xml  string // raw as a string: Event.XML, and what the fields point into
+	xml  string // raw as a string: Event.XML
 	text [numFields]string
 	has  [numFields]bool
 }
@@ -80,247 +77,44 @@ func childField(c int, local string) (int, bool) {
 	return 0, false
 }
 
-// ReadDoc reads raw as one WeChat XML push. It fails with ErrInvalid when
-// raw is not well-formed XML (strict: every element closed by its own end
-// tag), nests elements more than 16 deep, or its root element is not <xml>.
-// It keeps raw (not a copy) for the Event's XML.
+// ReadDoc reads raw as one WeChat XML push, with etree, once: the callback
+// reads a safe or compatible mode envelope with it, and Event builds the
+// canonical event from the same read. It fails with ErrInvalid when raw is
+// not XML, nests elements more than 16 deep, or its root element is not
+// <xml>. It keeps raw (not a copy) for the Event's XML.
 func ReadDoc(raw []byte) (*Doc, error) {
-	d := &Doc{raw: raw, xml: string(raw)}
-	if d.readFast() {
-		return d, nil
-	}
-	d.text, d.has = [numFields]string{}, [numFields]bool{}
-	if err := d.read(); err != nil {
+	doc := etree.NewDocument()
+	doc.ReadSettings.MaxDepth = maxDepth
+	if err := doc.ReadFromBytes(raw); err != nil {
 		return nil, fmt.Errorf("events: parse xml: %w: %v", ErrInvalid, err)
 	}
+	root := doc.Root()
+	if root == nil || root.Tag != "xml" {
+		return nil, fmt.Errorf("events: parse xml: %w: root element is not <xml>", ErrInvalid)
+	}
+	d := &Doc{raw: raw, xml: string(raw)}
+	d.collect(root, -1)
 	return d, nil
 }
 
-// readFast reads the common shape of a push without encoding/xml: elements
-// without attributes or namespace prefixes, text and CDATA sections of
-// valid XML characters without entities or carriage returns, whitespace
-// around the root. It reports false for anything else, including every
-// error, and the caller then reads with encoding/xml (read), which decides.
-// What it accepts, it reads exactly as read would (FuzzReadDocAgreesWithEtree).
-func (d *Doc) readFast() bool {
-	s := d.xml
-	var (
-		stack [maxDepth]struct {
-			name  string
-			field int
-			open  bool
+// collect keeps the text of the first element of each known name among
+// el's children: the root's fields (c < 0), or the fields inside the
+// container field c.
+func (d *Doc) collect(el *etree.Element, c int) {
+	for _, child := range el.ChildElements() {
+		f, ok := rootFields[child.Tag]
+		if c >= 0 {
+			f, ok = childField(c, child.Tag)
 		}
-		depth int
-		done  bool // the root element is closed
-	)
-	for i := 0; i < len(s); {
-		if s[i] != '<' {
-			j := i
-			for j < len(s) && s[j] != '<' {
-				j++
-			}
-			text := s[i:j]
-			if !plainText(text) {
-				return false
-			}
-			if depth == 0 {
-				if strings.TrimLeft(text, " \t\n") != "" {
-					return false
-				}
-			} else if f := &stack[depth-1]; f.open && f.field >= 0 {
-				d.addText(f.field, text)
-			}
-			i = j
+		if !ok || d.has[f] {
 			continue
 		}
-		rest := s[i+1:]
-		switch {
-		case strings.HasPrefix(rest, "![CDATA["):
-			end := strings.Index(rest, "]]>")
-			if depth == 0 || end < 0 {
-				return false
-			}
-			text := rest[len("![CDATA["):end]
-			if !plainText(text) {
-				return false
-			}
-			if f := &stack[depth-1]; f.open && f.field >= 0 {
-				d.addText(f.field, text)
-			}
-			i += 1 + end + len("]]>")
-		case strings.HasPrefix(rest, "/"):
-			name, ok := tagName(rest[1:])
-			if !ok || depth == 0 || stack[depth-1].name != name {
-				return false
-			}
-			depth--
-			done = depth == 0
-			i += 2 + len(name) + 1
-		default:
-			name, ok := tagName(rest)
-			if !ok || done || depth == maxDepth || (depth == 0 && name != "xml") {
-				return false
-			}
-			field := -1
-			switch depth {
-			case 1:
-				if f, ok := rootFields[name]; ok && !d.has[f] {
-					field = f
-				}
-			case 2:
-				if f, ok := childField(stack[1].field, name); ok && !d.has[f] {
-					field = f
-				}
-			}
-			if field >= 0 {
-				d.has[field] = true
-			}
-			if depth > 0 {
-				stack[depth-1].open = false
-			}
-			stack[depth].name, stack[depth].field, stack[depth].open = name, field, true
-			depth++
-			i += 1 + len(name) + 1
+		d.has[f] = true
+		d.text[f] = strings.TrimSpace(child.Text())
+		if f == fScanCodeInfo || f == fSendLocationInfo {
+			d.collect(child, f)
 		}
 	}
-	if !done {
-		return false
-	}
-	for f := range d.text {
-		d.text[f] = strings.TrimSpace(d.text[f])
-	}
-	return true
-}
-
-// addText appends text to field f: a substring of the document when it is
-// the first piece.
-func (d *Doc) addText(f int, text string) {
-	if d.text[f] == "" {
-		d.text[f] = text
-	} else {
-		d.text[f] += text
-	}
-}
-
-// tagName is the name at the start of s when a plain '>' follows it: ASCII
-// letters, digits, '_', '-' and '.', starting with a letter or '_'.
-func tagName(s string) (string, bool) {
-	i := 0
-	for i < len(s) {
-		c := s[i]
-		if c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && (c == '-' || c == '.' || '0' <= c && c <= '9') {
-			i++
-			continue
-		}
-		break
-	}
-	if i == 0 || i == len(s) || s[i] != '>' {
-		return "", false
-	}
-	return s[:i], true
-}
-
-// plainText reports whether s is character data that encoding/xml reads
-// unchanged: valid UTF-8 of XML characters, no entity, no carriage return
-// (which it would normalise) and no "]]>".
-func plainText(s string) bool {
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c < 0x20 && c != '\t' && c != '\n' || c == '&' || c == '>' && i >= 2 && s[i-2:i] == "]]" {
-				return false
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 || r > 0xD7FF && r < 0xE000 || r == 0xFFFE || r == 0xFFFF {
-			return false
-		}
-		i += size
-	}
-	return true
-}
-
-// frame is one open element while reading.
-type frame struct {
-	name  xml.Name
-	field int  // the field it fills, or -1
-	open  bool // still collecting its text: no child element seen yet
-}
-
-func (d *Doc) read() error {
-	dec := xml.NewDecoder(bytes.NewReader(d.raw)) // a ByteReader: no bufio copy
-	dec.Strict = true
-	dec.CharsetReader = func(_ string, in io.Reader) (io.Reader, error) { return in, nil }
-	var (
-		stack [maxDepth]frame
-		depth int
-		roots int // top-level elements seen; only the first is the push
-		texts [numFields]strings.Builder
-	)
-	for {
-		t, err := dec.RawToken()
-		if err == io.EOF {
-			if depth != 0 {
-				return errors.New("unexpected end of document")
-			}
-			break
-		}
-		if err != nil {
-			return err
-		}
-		switch t := t.(type) {
-		case xml.StartElement:
-			if depth == maxDepth {
-				return fmt.Errorf("elements nested over %d deep", maxDepth)
-			}
-			f := frame{name: t.Name, field: -1}
-			switch {
-			case depth == 0:
-				roots++
-				if roots == 1 && t.Name.Local != "xml" {
-					return errors.New("root element is not <xml>")
-				}
-			case roots > 1:
-			case depth == 1:
-				if i, ok := rootFields[t.Name.Local]; ok && !d.has[i] {
-					f.field, f.open = i, true
-					d.has[i] = true
-				}
-			case depth == 2 && stack[1].field >= 0:
-				if i, ok := childField(stack[1].field, t.Name.Local); ok && !d.has[i] {
-					f.field, f.open = i, true
-					d.has[i] = true
-				}
-			}
-			if depth > 0 {
-				stack[depth-1].open = false // its text ends at its first child element
-			}
-			stack[depth] = f
-			depth++
-		case xml.EndElement:
-			if depth == 0 || stack[depth-1].name != t.Name {
-				return fmt.Errorf("element <%s> closed by </%s>", stack[max(depth-1, 0)].name.Local, t.Name.Local)
-			}
-			depth--
-		case xml.CharData:
-			if depth > 0 {
-				if f := stack[depth-1]; f.open && f.field >= 0 {
-					texts[f.field].Write(t)
-				}
-			} else if len(bytes.TrimSpace(t)) > 0 {
-				return errors.New("text outside the root element")
-			}
-		}
-	}
-	if roots == 0 {
-		return errors.New("no root element")
-	}
-	for i := range texts {
-		d.text[i] = strings.TrimSpace(texts[i].String())
-	}
-	return nil
 }
 
 // Encrypt is the text of the <Encrypt> element, or "" when there is none:
