@@ -62,10 +62,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"mode"}),
 		verifyFailures: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxscan_callback_verify_failures_total",
-			Help: "Refused callbacks by reason: bad_signature, stale_timestamp, decrypt, appid.",
+			Help: "Refused callbacks by reason: bad_signature, stale_timestamp, decrypt, appid, replay.",
 		}, []string{"reason"}),
 	}
-	for _, r := range []string{reasonSignature, reasonTimestamp, reasonDecrypt, reasonAppID} {
+	for _, r := range []string{reasonSignature, reasonTimestamp, reasonDecrypt, reasonAppID, reasonReplay} {
 		m.verifyFailures.WithLabelValues(r)
 	}
 	for i, mode := range modes {
