@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,7 +17,26 @@ type Metrics struct {
 	requests       *prometheus.CounterVec
 	seconds        *prometheus.HistogramVec
 	verifyFailures *prometheus.CounterVec
+
+	// The children every request touches, looked up once: by mode, and by
+	// mode and the usual statuses (others are looked up per request).
+	modeSeconds  [numModes]prometheus.Observer
+	modeRequests [numModes]map[int]*lazyCounter
 }
+
+// The request modes, as label values, in a fixed order.
+var modes = [...]string{"echo", "plain", "compat", "safe"}
+
+const (
+	modeEcho = iota
+	modePlain
+	modeCompat
+	modeSafe
+	numModes
+)
+
+// cachedStatuses are the statuses whose counters are looked up once.
+var cachedStatuses = []int{200, 400, 403, 404, 405, 413, 500, 503}
 
 // Verification failure reasons, as label values.
 const (
@@ -42,11 +62,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"mode"}),
 		verifyFailures: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxscan_callback_verify_failures_total",
-			Help: "Refused callbacks by reason: bad_signature, stale_timestamp, decrypt, appid.",
+			Help: "Refused callbacks by reason: bad_signature, stale_timestamp, decrypt, appid, replay.",
 		}, []string{"reason"}),
 	}
-	for _, r := range []string{reasonSignature, reasonTimestamp, reasonDecrypt, reasonAppID} {
+	for _, r := range []string{reasonSignature, reasonTimestamp, reasonDecrypt, reasonAppID, reasonReplay} {
 		m.verifyFailures.WithLabelValues(r)
+	}
+	for i, mode := range modes {
+		m.modeSeconds[i] = m.seconds.WithLabelValues(mode)
+		m.modeRequests[i] = make(map[int]*lazyCounter, len(cachedStatuses))
+		for _, code := range cachedStatuses {
+			// Created on first use, so that /metrics lists only statuses seen.
+			m.modeRequests[i][code] = &lazyCounter{vec: m.requests, labels: []string{mode, strconv.Itoa(code)}}
+		}
 	}
 	return m
 }
@@ -58,27 +86,45 @@ func (m *Metrics) instrument(now func() time.Time, next http.Handler) http.Handl
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
 		mode := requestMode(r)
-		m.requests.WithLabelValues(mode, strconv.Itoa(rec.status)).Inc()
-		m.seconds.WithLabelValues(mode).Observe(now().Sub(start).Seconds())
+		if c, ok := m.modeRequests[mode][rec.status]; ok {
+			c.Inc()
+		} else {
+			m.requests.WithLabelValues(modes[mode], strconv.Itoa(rec.status)).Inc()
+		}
+		m.modeSeconds[mode].Observe(now().Sub(start).Seconds())
 	})
 }
 
-// requestMode names a request's mode from its method and query, as the
-// endpoint serves it: encrypt_type=aes is safe mode, a msg_signature
-// without it compatible mode.
-func requestMode(r *http.Request) string {
+// lazyCounter is the child of vec with labels, created at its first Inc.
+// Safe for concurrent use.
+type lazyCounter struct {
+	vec    *prometheus.CounterVec
+	labels []string
+	once   sync.Once
+	c      prometheus.Counter
+}
+
+func (l *lazyCounter) Inc() {
+	l.once.Do(func() { l.c = l.vec.WithLabelValues(l.labels...) })
+	l.c.Inc()
+}
+
+// requestMode names a request's mode (an index into modes) from its method
+// and query, as the endpoint serves it: encrypt_type=aes is safe mode, a
+// msg_signature without it compatible mode.
+func requestMode(r *http.Request) int {
 	if r.Method == http.MethodGet {
-		return "echo"
+		return modeEcho
 	}
 	// Scanned rather than parsed: this runs on every request, and the
 	// handler has parsed the query already.
 	switch {
 	case rawQueryValue(r.URL.RawQuery, "encrypt_type") == "aes":
-		return "safe"
+		return modeSafe
 	case rawQueryValue(r.URL.RawQuery, "msg_signature") != "":
-		return "compat"
+		return modeCompat
 	}
-	return "plain"
+	return modePlain
 }
 
 // rawQueryValue is the first value of name in the raw query, still

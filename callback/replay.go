@@ -3,6 +3,7 @@ package callback
 import (
 	"crypto/sha256"
 	"hash/maphash"
+	"strings"
 	"sync"
 	"time"
 )
@@ -79,6 +80,9 @@ func (g *replayGuard) admit(ts int64, nonce string, body []byte, now time.Time) 
 	if e, ok := sh.m[k]; ok && e.expires >= sec {
 		return e.body == sum
 	}
+	// The nonce is a substring of the request line: kept as is, it would
+	// hold the whole line in memory for as long as the entry lives.
+	k.nonce = strings.Clone(nonce)
 	sh.m[k] = replayEntry{body: sum, expires: ts + g.skew}
 	return true
 }

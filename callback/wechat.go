@@ -20,8 +20,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/beevik/etree"
-
 	"github.com/wxscan/wxscan/events"
 )
 
@@ -237,7 +235,12 @@ func (h *wechatHandler) servePush(w http.ResponseWriter, r *http.Request) {
 		h.Error(w, r, err)
 		return
 	}
-	ev, err := events.Parse(h.appid, m.xml, start)
+	var ev events.Event
+	if m.doc != nil { // compatible mode: the body was read once, for Encrypt
+		ev, err = m.doc.Event(h.appid, start)
+	} else {
+		ev, err = events.Parse(h.appid, m.xml, start)
+	}
 	if err != nil {
 		h.Error(w, r, fmt.Errorf("%w: %w", errBadRequest, err))
 		return
@@ -291,7 +294,9 @@ func (h *wechatHandler) servePush(w http.ResponseWriter, r *http.Request) {
 
 // message is a verified push body, ready to parse.
 type message struct {
-	xml  []byte
+	xml []byte
+	// doc is xml already read (compatible mode), or nil.
+	doc  *events.Doc
 	mode string // "plain", "compat" or "safe", for the logs
 	// In safe mode, the Token that verified msg_signature and the Cipher
 	// that decrypted the body: the passive reply is sealed with them.
@@ -307,10 +312,11 @@ func (h *wechatHandler) open(body []byte, safe bool, msgSig, ts, nonce string) (
 	if !safe && msgSig == "" {
 		return message{xml: body, mode: "plain"}, nil
 	}
-	enc, err := encryptValue(body)
+	doc, err := events.ReadDoc(body)
 	if err != nil {
-		return message{}, err
+		return message{}, fmt.Errorf("%w: %w", errBadRequest, err)
 	}
+	enc := doc.Encrypt()
 	if enc == "" {
 		if safe {
 			return message{}, verifyFailed(reasonDecrypt, fmt.Errorf("%w: safe mode body has no Encrypt element", errBadRequest))
@@ -322,7 +328,7 @@ func (h *wechatHandler) open(body []byte, safe bool, msgSig, ts, nonce string) (
 		return message{}, verifyFailed(reasonSignature, fmt.Errorf("%w: msg_signature does not match", errForbidden))
 	}
 	if !safe || len(h.ciphers) == 0 {
-		return message{xml: body, mode: "compat"}, nil
+		return message{xml: body, doc: doc, mode: "compat"}, nil
 	}
 	wrongAppID := false
 	for _, c := range h.ciphers {
@@ -367,25 +373,6 @@ func (h *wechatHandler) matchToken(sig string, parts ...string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// encryptValue returns the text of the Encrypt element under the <xml> root
-// of body, or "" when there is none.
-func encryptValue(body []byte) (string, error) {
-	doc := etree.NewDocument()
-	doc.ReadSettings.MaxDepth = 16
-	if err := doc.ReadFromBytes(body); err != nil {
-		return "", fmt.Errorf("%w: body is not XML: %w", errBadRequest, err)
-	}
-	root := doc.Root()
-	if root == nil || root.Tag != "xml" {
-		return "", fmt.Errorf("%w: root element is not <xml>", errBadRequest)
-	}
-	el := root.SelectElement("Encrypt")
-	if el == nil {
-		return "", nil
-	}
-	return strings.TrimSpace(el.Text()), nil
 }
 
 // readBody reads at most MaxBodyBytes of the request body.

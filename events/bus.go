@@ -304,9 +304,9 @@ func (b *Bus) ReplySubject(id string) string {
 // then sends it itself.
 func (b *Bus) Publish(ctx context.Context, e Event, wait time.Duration) (*Reply, error) {
 	start := time.Now()
-	data, err := json.Marshal(e)
+	data, err := e.AppendJSON(make([]byte, 0, 384+len(e.XML)*5/4))
 	if err != nil {
-		return nil, fmt.Errorf("events: encode event %s: %w", e.ID, err)
+		return nil, err
 	}
 	var replies chan *nats.Msg
 	if wait > 0 {
@@ -317,10 +317,10 @@ func (b *Bus) Publish(ctx context.Context, e Event, wait time.Duration) (*Reply,
 		}
 		defer sub.Unsubscribe()
 	}
-	msg := &nats.Msg{Subject: e.Subject(), Data: data, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, e.ID)
+	// Both names are in canonical form already: no Header.Set.
+	msg := &nats.Msg{Subject: e.Subject(), Data: data, Header: nats.Header{jetstream.MsgIDHeader: {e.ID}}}
 	if e.RequestID != "" {
-		msg.Header.Set(RequestIDHeader, e.RequestID)
+		msg.Header[RequestIDHeader] = []string{e.RequestID}
 	}
 	pctx, cancel := context.WithTimeout(ctx, b.opts.PublishTimeout)
 	defer cancel()

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -70,10 +72,38 @@ const (
 // DefaultDurable is the name of the workers' durable consumer on WECHAT.
 const DefaultDurable = "workers"
 
+// workerKinds are the pushes the workers act on (workers.Service.apply), as
+// the tails of their subjects after "wechat.<appid>.": text messages,
+// subscribe and unsubscribe, and the two scan-code events. Event names are
+// lower case in subjects (see Event.Subject).
+var workerKinds = [...]string{
+	"msg.text",
+	"event.subscribe",
+	"event.unsubscribe",
+	"event.scancode_push",
+	"event.scancode_waitmsg",
+}
+
+// WorkerSubjects returns the WECHAT subjects of account appid that the
+// workers act on: the filter of their durable consumer. Everything else
+// (LOCATION, VIEW, CLICK, images, ...) is stored in WECHAT for other
+// consumers but never delivered to the workers, so it costs them nothing and
+// does not count in their lag. The result is a new slice on each call.
+func WorkerSubjects(appid string) []string {
+	out := make([]string, len(workerKinds))
+	for i, k := range workerKinds {
+		out[i] = "wechat." + token(appid) + "." + k
+	}
+	return out
+}
+
 // ConsumerConfig configures a durable pull consumer on WECHAT.
 type ConsumerConfig struct {
 	// Durable is the consumer's name; default DefaultDurable.
 	Durable string
+	// Subjects are the WECHAT subjects delivered to the consumer; default
+	// WorkerSubjects of the bus's AppID.
+	Subjects []string
 	// MaxDeliver is how many attempts an event gets before it is
 	// dead-lettered; default 12.
 	MaxDeliver int
@@ -87,6 +117,26 @@ type ConsumerConfig struct {
 	// five attempts.
 	Backoff func(attempt int) time.Duration
 	Now     func() time.Time
+	// IdleRelease, when positive, hands the process's free memory back to
+	// the operating system once the consumer has had nothing to deliver for
+	// that long after a delivery: once per busy period, never while events
+	// flow. After a burst the heap holds what the burst needed until the
+	// next garbage collections (the embedded NATS server keeps 8 MB block
+	// buffers in sync.Pools, which only two collections empty), and the Go
+	// runtime returns freed pages to the system only gradually. 0 never
+	// does.
+	IdleRelease time.Duration
+	// Release does the release; default ReleaseMemory. Tests replace it.
+	Release func()
+}
+
+// ReleaseMemory runs two garbage collections (the first moves sync.Pool
+// contents to their victim caches, the second frees them) and returns the
+// freed memory to the operating system. It stops the world briefly: call
+// it when the process is idle.
+func ReleaseMemory() {
+	runtime.GC()
+	debug.FreeOSMemory()
 }
 
 // DefaultBackoff doubles from 500 ms up to 30 s.
@@ -108,7 +158,10 @@ type Consumer struct {
 }
 
 // Consume creates or updates the durable consumer and runs h on batches
-// of events until ctx ends or Stop is called. The one switch in deliver
+// of events until ctx ends or Stop is called. An existing consumer of the
+// same name is updated in place to cfg.Subjects (a consumer made by an
+// earlier version without that filter keeps its position and acks; events
+// outside the filter that it had not yet delivered are skipped). The one switch in deliver
 // maps outcomes to JetStream: nil → Ack; Permanent or too many attempts →
 // WECHAT_DLQ then Term; anything else → NakWithDelay.
 func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h BatchHandler) (*Consumer, error) {
@@ -130,14 +183,20 @@ func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h BatchHandler) (
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Release == nil {
+		cfg.Release = ReleaseMemory
+	}
+	if len(cfg.Subjects) == 0 {
+		cfg.Subjects = WorkerSubjects(b.opts.AppID)
+	}
 	cons, err := b.js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
-		Durable:       cfg.Durable,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		MaxDeliver:    -1, // enforced in deliver, so that nothing is dropped unrecorded
-		FilterSubject: "wechat." + token(b.opts.AppID) + ".>",
-		MaxAckPending: 4 * cfg.BatchSize,
-		Replicas:      b.opts.Replicas,
+		Durable:        cfg.Durable,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        cfg.AckWait,
+		MaxDeliver:     -1, // enforced in deliver, so that nothing is dropped unrecorded
+		FilterSubjects: cfg.Subjects,
+		MaxAckPending:  4 * cfg.BatchSize,
+		Replicas:       b.opts.Replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("events: create consumer %s: %w", cfg.Durable, err)
@@ -163,8 +222,20 @@ func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h BatchHandler) (
 		defer close(c.done)
 		defer c.running.Store(false)
 		batch := make([]jetstream.Msg, 0, cfg.BatchSize)
+		// idle fires IdleRelease after the last delivery; nil when off or
+		// already released.
+		var idle <-chan time.Time
+		var idleTimer *time.Timer
+		if cfg.IdleRelease > 0 {
+			idleTimer = time.NewTimer(cfg.IdleRelease)
+			idleTimer.Stop()
+			defer idleTimer.Stop()
+		}
 		for {
 			select {
+			case <-idle:
+				idle = nil
+				cfg.Release()
 			case <-ctx.Done():
 				cc.Stop()
 				return
@@ -190,6 +261,10 @@ func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h BatchHandler) (
 					}
 				}
 				d.deliver(context.WithoutCancel(ctx), batch)
+				if idleTimer != nil {
+					idleTimer.Reset(cfg.IdleRelease)
+					idle = idleTimer.C
+				}
 			}
 		}
 	}()

@@ -14,8 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/beevik/etree"
+	"unicode/utf8"
 )
 
 // Version is the payload version carried in Event.V.
@@ -57,60 +56,51 @@ type Event struct {
 
 // Parse reads one plaintext WeChat XML push into an Event for appid. Unknown
 // elements are kept in XML and are never an error. It fails with ErrInvalid
-// when the XML does not parse or lacks ToUserName, FromUserName, CreateTime or
-// MsgType.
+// when the XML does not parse (see ReadDoc) or lacks ToUserName,
+// FromUserName, CreateTime or MsgType.
 func Parse(appid string, raw []byte, receivedAt time.Time) (Event, error) {
-	doc := etree.NewDocument()
-	doc.ReadSettings.MaxDepth = 16
-	if err := doc.ReadFromBytes(raw); err != nil {
-		return Event{}, fmt.Errorf("events: parse xml: %w: %v", ErrInvalid, err)
+	d, err := ReadDoc(raw)
+	if err != nil {
+		return Event{}, err
 	}
-	root := doc.Root()
-	if root == nil || root.Tag != "xml" {
-		return Event{}, fmt.Errorf("events: parse xml: %w: root element is not <xml>", ErrInvalid)
-	}
-	text := func(path ...string) string {
-		el := root
-		for _, p := range path {
-			if el = el.SelectElement(p); el == nil {
-				return ""
-			}
-		}
-		return strings.TrimSpace(el.Text())
-	}
+	return d.Event(appid, receivedAt)
+}
+
+// Event is the push as an Event for appid, as Parse returns it; the
+// callback uses it to parse a compatible-mode body once for both its
+// Encrypt element and the event.
+func (d *Doc) Event(appid string, receivedAt time.Time) (Event, error) {
+	t := &d.text
 	e := Event{
 		V:          Version,
 		AppID:      appid,
-		To:         text("ToUserName"),
-		From:       text("FromUserName"),
-		MsgType:    text("MsgType"),
-		Event:      text("Event"),
-		EventKey:   text("EventKey"),
-		Ticket:     text("Ticket"),
-		Content:    text("Content"),
-		MsgID:      text("MsgId"),
-		Latitude:   text("Latitude"),
-		Longitude:  text("Longitude"),
-		Precision:  text("Precision"),
+		To:         t[fTo],
+		From:       t[fFrom],
+		MsgType:    t[fMsgType],
+		Event:      t[fEvent],
+		EventKey:   t[fEventKey],
+		Ticket:     t[fTicket],
+		Content:    t[fContent],
+		MsgID:      t[fMsgId],
+		Latitude:   t[fLatitude],
+		Longitude:  t[fLongitude],
+		Precision:  t[fPrecision],
 		ReceivedAt: receivedAt.UTC(),
-		XML:        string(raw),
+		XML:        d.xml,
 	}
 	if e.MsgID == "" {
-		e.MsgID = text("MsgID")
+		e.MsgID = t[fMsgID]
 	}
 	if e.MsgType == "location" { // a location message, not the LOCATION event
-		e.Latitude, e.Longitude, e.Precision = text("Location_X"), text("Location_Y"), text("Scale")
+		e.Latitude, e.Longitude, e.Precision = t[fLocationX], t[fLocationY], t[fScale]
 	}
 	switch {
-	case root.SelectElement("ScanCodeInfo") != nil:
-		e.ScanType = text("ScanCodeInfo", "ScanType")
-		e.ScanResult = text("ScanCodeInfo", "ScanResult")
-	case root.SelectElement("SendLocationInfo") != nil:
-		e.Latitude = text("SendLocationInfo", "Location_X")
-		e.Longitude = text("SendLocationInfo", "Location_Y")
-		e.Precision = text("SendLocationInfo", "Scale")
+	case d.has[fScanCodeInfo]:
+		e.ScanType, e.ScanResult = t[fScanType], t[fScanResult]
+	case d.has[fSendLocationInfo]:
+		e.Latitude, e.Longitude, e.Precision = t[fSendLocationX], t[fSendLocationY], t[fSendScale]
 	}
-	ct := text("CreateTime")
+	ct := t[fCreateTime]
 	if e.To == "" || e.From == "" || e.MsgType == "" || ct == "" {
 		return Event{}, fmt.Errorf("events: parse xml: %w: ToUserName, FromUserName, CreateTime and MsgType are required", ErrInvalid)
 	}
@@ -211,4 +201,105 @@ type Reply struct {
 	ToUser   string `json:"to_user"`
 	FromUser string `json:"from_user"`
 	Content  string `json:"content"`
+}
+
+// AppendJSON appends the payload of e, byte for byte what json.Marshal(e)
+// writes, to b: the publisher's encoding without reflection. It fails, as
+// json.Marshal does, only for a ReceivedAt outside the years 0-9999.
+func (e *Event) AppendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, int64(e.V), 10)
+	b = appendField(b, "id", e.ID, false)
+	b = appendField(b, "appid", e.AppID, false)
+	b = appendField(b, "to", e.To, true)
+	b = appendField(b, "from", e.From, true)
+	if e.CreateTime != 0 {
+		b = append(b, `,"create_time":`...)
+		b = strconv.AppendInt(b, e.CreateTime, 10)
+	}
+	b = appendField(b, "msg_type", e.MsgType, false)
+	b = appendField(b, "event", e.Event, true)
+	b = appendField(b, "event_key", e.EventKey, true)
+	b = appendField(b, "ticket", e.Ticket, true)
+	b = appendField(b, "scan_type", e.ScanType, true)
+	b = appendField(b, "scan_result", e.ScanResult, true)
+	b = appendField(b, "content", e.Content, true)
+	b = appendField(b, "msg_id", e.MsgID, true)
+	b = appendField(b, "latitude", e.Latitude, true)
+	b = appendField(b, "longitude", e.Longitude, true)
+	b = appendField(b, "precision", e.Precision, true)
+	b = append(b, `,"received_at":`...)
+	t, err := e.ReceivedAt.MarshalJSON()
+	if err != nil {
+		return b, fmt.Errorf("events: encode event %s: %w", e.ID, err)
+	}
+	b = append(b, t...)
+	b = appendField(b, "xml", e.XML, false)
+	return append(b, '}'), nil
+}
+
+func appendField(b []byte, name, v string, omitEmpty bool) []byte {
+	if omitEmpty && v == "" {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return appendJSONString(b, v)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString quotes s as encoding/json does: HTML-safe (<, >, & as
+// \u003c...), U+2028 and U+2029 escaped, invalid UTF-8 as U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }

@@ -163,7 +163,8 @@ func (tx *Tx) eachOwnScan(openid string, since time.Time, fn func(Scan) bool) er
 	}
 	prefix := append([]byte(openid), 0)
 	c := tx.tx.Bucket(bucketScanIndex).Cursor()
-	k, v := c.Seek(append([]byte(openid), 1))
+	k, _ := c.Seek(append([]byte(openid), 1))
+	var v []byte
 	if k == nil {
 		k, v = c.Last()
 	} else {

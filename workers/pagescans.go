@@ -107,7 +107,10 @@ func (s *Service) changeScan(token, ref string, change func(*store.Tx, string, t
 		return events.ScanChangeResponse{}, err
 	}
 	openid, now := sess.OpenID, s.now()
-	var resp events.ScanChangeResponse
+	var (
+		resp    events.ScanChangeResponse
+		changed string // the stocktake of the changed scan
+	)
 	err = s.db.Update(func(tx *store.Tx) error {
 		if err := s.checkBound(tx, openid); err != nil {
 			return err
@@ -117,11 +120,13 @@ func (s *Service) changeScan(token, ref string, change func(*store.Tx, string, t
 			return err
 		}
 		resp = events.ScanChangeResponse{Message: msg, Scan: s.pageScan(r.Scan, false, now), Count: r.Count}
+		changed = r.Scan.StocktakeID
 		return nil
 	})
 	if err != nil {
 		return events.ScanChangeResponse{}, wrapPage("change scan", err)
 	}
+	s.notifyScans(changed)
 	return resp, nil
 }
 

@@ -180,6 +180,9 @@ func (s *Service) scanSubmit(ctx context.Context, req events.ScanSubmitRequest) 
 		return events.ScanSubmitResponse{Message: "这次扫码已经记录过了。"}, nil
 	}
 	s.metrics.countScan(out)
+	if out.scan.StocktakeID != "" {
+		s.notifyScans(out.scan.StocktakeID)
+	}
 	switch out.refused {
 	case "":
 	case refusedNotBound, refusedSuspended, refusedNotAllowed:

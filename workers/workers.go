@@ -54,6 +54,10 @@ type Config struct {
 	// Metrics receives the workers' measurements; nil keeps them
 	// unregistered.
 	Metrics *Metrics
+	// OnScans, if set, is called after each committed change that may have
+	// recorded, changed or cancelled scans, with the stocktakes concerned
+	// (none: any); the console's live pages hang on it. It must not block.
+	OnScans func(stocktakeIDs ...string)
 	// Location is the time zone of times shown in replies (default
 	// Asia/Shanghai; WXSCAN_TIMEZONE).
 	Location *time.Location
@@ -279,6 +283,7 @@ func (s *Service) HandleBatch(ctx context.Context, evs []events.Event) []error {
 		s.metrics.countScan(out)
 	}
 	s.metrics.duplicates.Add(float64(dups))
+	s.notifyScans()
 	s.deliver(ctx, evs, replies, errs)
 	return errs
 }

@@ -177,13 +177,3 @@ func post(client *http.Client, req Request) (int, error) {
 	resp.Body.Close()
 	return resp.StatusCode, nil
 }
-
-// BareHandler answers every request "success" after reading its body: the
-// baseline a load run compares the real callback with.
-func BareHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("success"))
-	})
-}

@@ -118,7 +118,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		}
 		log.Info("sample staff imported", "added", res.Added, "updated", res.Updated)
 	}
-	fmt.Fprintf(stdout, devBanner, c.PublicURL, "http://"+m.HTTPAddr(), fakeURL, c.DataDir,
+	fmt.Fprintf(stdout, devBanner, c.PublicURL, "http://"+m.HTTPAddr(), fakeURL, "http://"+m.HTTPAddr(), c.AdminToken, c.DataDir,
 		"http://"+m.HTTPAddr(), c.AdminToken, c.Token, c.AESKey, c.AppID, c.PublicURL)
 	<-ctx.Done()
 	log.Info("shutting down")
@@ -130,6 +130,7 @@ wxscan dev is running (Ctrl-C to stop): callback, workers, embedded NATS and a f
   public URL     %s
   listening on   %s   (WeChat callback at /wechat/callback)
   fake WeChat    %s
+  console        %s/console/   (sign in with the admin token %s)
   data dir       %s
 Sample staff: E001 张三 (bind code 111111), E002 李四 (222222), E003 王五 (333333, may not scan).
 

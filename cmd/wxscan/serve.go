@@ -208,6 +208,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		IdleTimeout:       90 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if m.workers != nil {
+		srv.RegisterOnShutdown(m.workers.closeStreams)
+	}
 	m.httpSrv = srv
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

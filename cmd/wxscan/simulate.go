@@ -126,10 +126,16 @@ const loadUsage = `Usage: wxscan simulate load [flags]
 Sends distinct, valid, signed pushes of one kind at a given concurrency for a
 given time and reports requests/s, p50/p99 latency and errors.
 
-Without --url it measures on this machine, in one run: a bare net/http handler
-that answers "success" (the baseline), then a real callback (embedded NATS with
-JetStream on a temporary directory, callback role), and prints the ratio and
-checks that the stream holds exactly one message per accepted event.
+Without --url it starts its own wxscan in this process, in the default shape
+(callback and workers, embedded NATS with JetStream on a temporary directory;
+--roles callback for the callback alone), loads it, and checks that the stream
+holds exactly one message per accepted event (and, for scans, that the workers
+recorded each one).
+
+It is a quick tool, not a comparison: its Go client shares the cores with the
+server and cannot saturate a fast one, so it prints no ratio against a baseline.
+For that, use the benchmark in bench/ (wrk against a bare handler, a peer
+library and wxscan serve).
 `
 
 func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -144,7 +150,8 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	rate := fs.Float64("rate", 0, "requests per second (0: as fast as answered)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	openids := fs.String("openids", "", "comma-separated senders, round robin (e.g. bound staff); default: a new openid per push")
-	roles := fs.String("roles", "callback", "self-hosted: the roles to run (callback,workers also records scans, with a fake WeChat API)")
+	live := fs.Int("live-pages", 0, "self-hosted scan load with workers: keep this many console live pages of the stocktake open meanwhile")
+	roles := fs.String("roles", "callback,workers", "self-hosted: the roles to run (the default shape; with workers, scans are recorded, with a fake WeChat API)")
 	natsSync := fs.String("nats-sync", cmp.Or(getenv("WXSCAN_NATS_SYNC"), "1s"), "self-hosted: how often the embedded JetStream fsyncs, or always (WXSCAN_NATS_SYNC)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -182,14 +189,19 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if err != nil {
 		return err
 	}
-	res, err := selfLoad(ctx, f.mode, lc, rl, func(c *Config) { c.NATSSyncInterval, c.NATSSyncAlways = interval, always }, stderr)
+	res, cl, err := selfLoad(ctx, f.mode, lc, rl, *live, func(c *Config) { c.NATSSyncInterval, c.NATSSyncAlways = interval, always }, stderr)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return json.NewEncoder(stdout).Encode(res)
+		return json.NewEncoder(stdout).Encode(struct {
+			wechatsim.SelfLoad
+			loadCost
+		}{res, cl})
 	}
+	fmt.Fprintf(stdout, "roles: %s\n", strings.Join(rl, ","))
 	res.WriteText(stdout, *kind, f.mode)
+	cl.writeText(stdout, res.Scans)
 	return res.Check()
 }
 
@@ -199,11 +211,13 @@ const loadStaff = 64
 // selfLoad starts a wxscan of its own in this process (embedded NATS in a
 // temporary directory, the given roles; with the workers, a fake WeChat API
 // and bound staff with an open stocktake) and runs wechatsim.RunSelfLoad
-// against it.
-func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles []string, set func(*Config), stderr io.Writer) (wechatsim.SelfLoad, error) {
+// against it, set adjusting its configuration. With live > 0 (workers,
+// scan load), that many console live pages of the open stocktake stay open
+// meanwhile.
+func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles []string, live int, set func(*Config), stderr io.Writer) (_ wechatsim.SelfLoad, cost loadCost, _ error) {
 	dir, err := os.MkdirTemp("", "wxscan-load-")
 	if err != nil {
-		return wechatsim.SelfLoad{}, err
+		return wechatsim.SelfLoad{}, cost, err
 	}
 	defer os.RemoveAll(dir)
 	token, aesKey, appid := events.RandomHex(8), randomAESKey(), "wxload"+events.RandomHex(3)[:5]
@@ -220,24 +234,40 @@ func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles [
 	if workers {
 		fake, ln, err := serveFake("127.0.0.1:0", fakewechat.Config{Logger: log})
 		if err != nil {
-			return wechatsim.SelfLoad{}, err
+			return wechatsim.SelfLoad{}, cost, err
 		}
 		defer fake.Close()
 		c.APIBase, c.OAuthBase = "http://"+ln.Addr().String(), "http://"+ln.Addr().String()
 		if lc.Kind == "scan" {
 			lc.OpenIDs = prepareLoadStaff(dir)
 			if lc.OpenIDs == nil {
-				return wechatsim.SelfLoad{}, fmt.Errorf("prepare load staff failed")
+				return wechatsim.SelfLoad{}, cost, fmt.Errorf("prepare load staff failed")
 			}
 		}
 	}
+	if live > 0 {
+		c.AdminToken = events.RandomHex(16)
+	}
 	if err := c.Validate(); err != nil {
-		return wechatsim.SelfLoad{}, err
+		return wechatsim.SelfLoad{}, cost, err
 	}
 	if err := m.Run(ctx); err != nil {
-		return wechatsim.SelfLoad{}, err
+		return wechatsim.SelfLoad{}, cost, err
 	}
 	defer m.Close()
+	if live > 0 && workers && lc.Kind == "scan" {
+		stk, err := m.workers.db.OpenStocktakeNow()
+		if err != nil {
+			return wechatsim.SelfLoad{}, cost, err
+		}
+		pages, err := openLivePages(ctx, "http://"+m.HTTPAddr(), c.AdminToken, stk.ID, live)
+		if err != nil {
+			return wechatsim.SelfLoad{}, cost, err
+		}
+		cost.LivePages = live
+		defer pages.Close()
+		defer func() { cost.LiveUpdates = pages.Updates() }()
+	}
 
 	target := wechatsim.Target{
 		URL: "http://" + m.HTTPAddr() + "/wechat/callback",
@@ -259,10 +289,18 @@ func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles [
 			return stk.Scans, err
 		}
 	}
+	var cpu time.Duration // at the start of the load on wxscan (after the baseline's)
 	newSim := func(url string) *wechatsim.Sim {
+		if url == target.URL {
+			cpu = processCPU()
+		}
 		return &wechatsim.Sim{URL: url, Token: token, AESKey: aesKey, AppID: appid, Mode: mode}
 	}
-	return wechatsim.RunSelfLoad(ctx, newSim, lc, target)
+	res, err := wechatsim.RunSelfLoad(ctx, newSim, lc, target)
+	if cpu > 0 {
+		cost.CPU = processCPU() - cpu
+	}
+	return res, cost, err
 }
 
 // prepareLoadStaff binds loadStaff staff members and opens a stocktake in

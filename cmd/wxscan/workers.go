@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -24,9 +25,16 @@ type workersRole struct {
 	db  *store.DB
 	wx  *wechatapi.Client
 	svc *workers.Service
+	// console is the operator console, served beside the admin API.
+	console *admin.Console
 	// consumer tunes the durable consumer (tests shorten AckWait).
 	consumer events.ConsumerConfig
 }
+
+// idleRelease is how long the workers' consumer waits, idle after a burst,
+// before handing the memory the burst used back to the system (see
+// events.ConsumerConfig.IdleRelease).
+const idleRelease = 30 * time.Second
 
 // openWorkers takes the data directory: it opens (and locks) the bbolt file.
 // A second process on the same directory fails here within the store's
@@ -42,7 +50,7 @@ func openWorkers(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*work
 		db.Close()
 		return nil, err
 	}
-	return &workersRole{cfg: cfg, log: log, db: db, wx: wx}, nil
+	return &workersRole{cfg: cfg, log: log, db: db, wx: wx, consumer: events.ConsumerConfig{IdleRelease: idleRelease}}, nil
 }
 
 // start runs the consumer and the pages' operations, mounts the admin
@@ -53,23 +61,31 @@ func (w *workersRole) start(ctx context.Context, bus *events.Bus, mux *http.Serv
 	if err != nil {
 		return err
 	}
+	// The console is made before the consumer starts and is told of every
+	// committed scan.
+	var console *admin.Console
 	svc, err := workers.New(workers.Config{
 		AppID: w.cfg.AppID, PublicURL: w.cfg.PublicURL, OAuthBase: w.cfg.OAuthBase, Scope: w.cfg.OAuthScope,
 		DB: w.db, Bus: bus, WeChat: w.wx, Logger: w.log, Consumer: w.consumer, Metrics: workers.NewMetrics(reg),
-		Location: loc,
+		Location: loc, OnScans: func(ids ...string) { console.Notify(ids...) },
 	})
 	if err != nil {
 		return err
 	}
+	acfg := admin.Config{
+		Token: w.cfg.AdminToken, DB: w.db, Bus: bus, WeChat: w.wx, PublicURL: w.cfg.PublicURL, Logger: w.log,
+		Durable: svc.Durable(), Location: loc,
+	}
+	console = admin.NewConsole(acfg)
+	w.console = console
 	reg.MustRegister(bus.StreamCollector(svc.Durable()))
 	if err := svc.Start(context.WithoutCancel(ctx)); err != nil {
+		console.Close()
 		return err
 	}
 	w.svc = svc
-	mux.Handle("/admin/", admin.New(admin.Config{
-		Token: w.cfg.AdminToken, DB: w.db, Bus: bus, WeChat: w.wx, PublicURL: w.cfg.PublicURL, Logger: w.log,
-		Durable: svc.Durable(), Location: loc,
-	}))
+	mux.Handle("/admin/", admin.New(acfg))
+	mux.Handle(admin.ConsolePrefix, console)
 	return nil
 }
 
@@ -80,7 +96,16 @@ func (w *workersRole) ready() error {
 	return w.svc.Ready()
 }
 
+// closeStreams ends the console's live event streams, which
+// http.Server.Shutdown would otherwise wait for.
+func (w *workersRole) closeStreams() {
+	if w.console != nil {
+		w.console.Close()
+	}
+}
+
 func (w *workersRole) stop() error {
+	w.closeStreams()
 	if w.svc != nil {
 		w.svc.Stop()
 	}
