@@ -1,7 +1,11 @@
 package admin
 
 import (
+	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 )
 
@@ -14,39 +18,39 @@ const BackupTimeFormat = "20060102T150405Z"
 // with its Content-Length and a file name wxscan-<UTC timestamp>.db.
 // Scans recorded meanwhile go on and are not in the copy. Placed as
 // wxscan.db in an empty data directory, the file restores the database.
-// A failure after the first byte cuts the answer short (the client sees
-// fewer bytes than Content-Length) and is logged.
+//
+// The copy is first written to a temporary file beside the database (one
+// short read transaction at disk speed), then sent: a slow client never
+// holds a read transaction open, which would make a writer that has to
+// grow the file's memory map wait for the download. The temporary file is
+// removed when the answer ends. A failure after the first byte cuts the
+// answer short (the client sees fewer bytes than Content-Length) and is
+// logged.
 func (s *server) backup(w http.ResponseWriter, r *http.Request) error {
 	name := "wxscan-" + s.cfg.Now().UTC().Format(BackupTimeFormat) + ".db"
-	out := &backupAnswer{w: w, name: name}
-	n, err := s.cfg.DB.Backup(out)
-	if err != nil && !out.started {
+	f, err := os.CreateTemp(filepath.Dir(s.cfg.DB.Path()), ".backup-*.db")
+	if err != nil {
+		return fmt.Errorf("admin: backup: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	n, err := s.cfg.DB.Backup(f)
+	if err != nil {
 		return err
 	}
-	if err != nil {
-		s.cfg.Logger.Warn("admin backup cut short", "file", name, "written", n, "err", err)
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("admin: backup: %w", err)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	h.Set("Content-Length", strconv.FormatInt(n, 10))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	if sent, err := io.Copy(w, f); err != nil {
+		s.cfg.Logger.Warn("admin backup cut short", "file", name, "written", sent, "err", err)
 		return nil
 	}
 	s.cfg.Logger.Info("admin backup", "file", name, "bytes", n)
 	return nil
 }
-
-// backupAnswer sends the headers once the store announces the copy's size.
-type backupAnswer struct {
-	w       http.ResponseWriter
-	name    string
-	started bool
-}
-
-// SetSize implements store.SizeSetter.
-func (a *backupAnswer) SetSize(n int64) {
-	h := a.w.Header()
-	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Content-Disposition", `attachment; filename="`+a.name+`"`)
-	h.Set("Content-Length", strconv.FormatInt(n, 10))
-	h.Set("Cache-Control", "no-store")
-	a.w.WriteHeader(http.StatusOK)
-	a.started = true
-}
-
-func (a *backupAnswer) Write(p []byte) (int, error) { return a.w.Write(p) }

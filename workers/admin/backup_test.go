@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -129,4 +130,59 @@ func TestAdminBackup(t *testing.T) {
 		}
 		errorOf(t, body)
 	})
+}
+
+// A client that stalls mid-download holds no read transaction: the copy is
+// taken into a temporary file first, so writers that must grow the file's
+// memory map never wait for a slow download. The temporary file goes when
+// the answer ends.
+func TestAdminBackupSlowClientHoldsNoTransaction(t *testing.T) {
+	e := admintest.MustServer(t, token)
+	// Some megabytes, more than the socket buffers absorb.
+	var items []store.Item
+	for i := range 20000 {
+		items = append(items, store.Item{Code: fmt.Sprintf("69%011d", i), SKU: fmt.Sprintf("SKU-%06d", i),
+			Name: strings.Repeat("货", 40), Unit: "箱"})
+	}
+	if _, _, err := e.DB.ImportItems(items); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(e.DB.Path())
+	req, _ := http.NewRequest("GET", e.URL+"/admin/backup", nil)
+	req.Header.Set("Authorization", "Bearer "+e.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close() // on failure too: the server's handler waits for it
+	if got, want := resp.StatusCode, http.StatusOK; got != want {
+		t.Fatalf("status=%d, want %d", got, want)
+	}
+	size, _ := strconv.ParseInt(resp.Header.Get("Content-Length"), 10, 64)
+	if size < 4<<20 {
+		t.Fatalf("backup of %d bytes is too small to stall a download", size)
+	}
+	// The client has read nothing of the body yet.
+	time.Sleep(100 * time.Millisecond)
+	if got := e.DB.OpenReadTxs(); got != 0 {
+		t.Fatalf("open read transactions during a stalled download=%d, want 0", got)
+	}
+	if err := e.DB.Update(func(tx *store.Tx) error { return tx.SetLocation("o1", "A-01") }); err != nil {
+		t.Fatalf("write during a stalled download: %v", err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil || n != size {
+		t.Fatalf("read %d of %d bytes: %v", n, size, err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		left, _ := filepath.Glob(filepath.Join(dir, ".backup-*"))
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("temporary files left: %v", left)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
