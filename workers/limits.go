@@ -7,8 +7,6 @@ package workers
 const (
 	MaxEmployeeNoLen = 64
 	MaxBindCodeLen   = 64
-	MaxNameLen       = 128
-	MaxSKULen        = 64
 	MaxLocationLen   = 64
 	// MaxScannedCodeLen bounds a scanned code (after its type prefix).
 	MaxScannedCodeLen = maxCodeLen

@@ -20,8 +20,6 @@ const (
 	MaxKeyBytes = 64
 	// MaxNameBytes bounds names (of people and items).
 	MaxNameBytes = 128
-	// MaxCodeBytes bounds scanned codes (barcodes).
-	MaxCodeBytes = 256
 )
 
 // maxUnzippedBytes bounds what an XLSX upload may unpack to, so that a small
