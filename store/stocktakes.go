@@ -289,12 +289,21 @@ func (tx *Tx) StocktakeFor(location string) (Stocktake, error) {
 	if err != nil {
 		return Stocktake{}, err
 	}
-	for _, st := range open {
-		if st.Covers(location) {
-			return st, nil
-		}
+	if st, ok := Covering(open, location); ok {
+		return st, nil
 	}
 	return Stocktake{}, fmt.Errorf("store: stocktake for location %q: none open covers it: %w", location, ErrNotFound)
+}
+
+// Covering returns the stocktake of open whose scope covers location: the
+// one a scan there goes to (the scopes of open stocktakes never overlap).
+func Covering(open []Stocktake, location string) (Stocktake, bool) {
+	for _, st := range open {
+		if st.Covers(location) {
+			return st, true
+		}
+	}
+	return Stocktake{}, false
 }
 
 // isOpen reports whether stocktake id is open.

@@ -107,7 +107,7 @@ func (s *Service) scan(tx *store.Tx, openid, scanType, result string, at time.Ti
 	if err != nil {
 		return scanOutcome{}, err
 	}
-	st, ok := covering(open, loc)
+	st, ok := store.Covering(open, loc)
 	switch {
 	case len(open) == 0:
 		return scanOutcome{refused: refusedNoStocktake, message: msgNoStocktake}, nil
@@ -127,17 +127,6 @@ func (s *Service) scan(tx *store.Tx, openid, scanType, result string, at time.Ti
 		message:  msgScanned(itemLabel(r.Scan.Name, code), loc, r.Count, r.Unknown),
 		codeType: codeType, code: code, location: loc, count: r.Count, scan: r.Scan, unknown: r.Unknown,
 	}, nil
-}
-
-// covering returns the open stocktake whose scope covers loc (scopes of
-// open stocktakes never overlap).
-func covering(open []store.Stocktake, loc string) (store.Stocktake, bool) {
-	for _, st := range open {
-		if st.Covers(loc) {
-			return st, true
-		}
-	}
-	return store.Stocktake{}, false
 }
 
 // scanSubmit records a scan from the /scan page for a bound session. It is
@@ -222,7 +211,7 @@ func (s *Service) scanPage(ctx context.Context, req events.ScanPageRequest) (eve
 			return err
 		}
 		resp.OpenStocktakes = len(open)
-		if st, ok := covering(open, resp.Location); ok {
+		if st, ok := store.Covering(open, resp.Location); ok {
 			resp.Stocktake, resp.StocktakeOpen = st.Name, true
 		}
 		return nil
