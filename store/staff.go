@@ -9,6 +9,12 @@ import (
 // MinBindCodeLen is the fewest characters a bind code may have (SPEC §11).
 const MinBindCodeLen = 6
 
+// Length limits (bytes) of a staff row's keys (SPEC §11).
+const (
+	MaxEmployeeNoLen = 64
+	MaxBindCodeLen   = 64
+)
+
 // Staff is one row of the staff directory.
 type Staff struct {
 	EmployeeNo string `json:"employee_no"`

@@ -15,9 +15,6 @@ import (
 	"github.com/wxscan/wxscan/store"
 )
 
-// maxCodeLen bounds a scanned code; longer ones are refused, not stored.
-const maxCodeLen = 256
-
 // refusal is why a scan was not recorded; "" means it was.
 type refusal string
 
@@ -83,7 +80,7 @@ func (s *Service) scan(tx *store.Tx, openid, scanType, result string, at time.Ti
 	codeType, code := ParseScanResult(scanType, result)
 	// NUL never comes from WeChat's XML and would split the store's
 	// location/sku keys: a code holding it is not a code.
-	if code == "" || len(code) > maxCodeLen || !utf8.ValidString(code) || strings.IndexByte(code, 0) >= 0 {
+	if code == "" || len(code) > MaxScannedCodeLen || !utf8.ValidString(code) || strings.IndexByte(code, 0) >= 0 {
 		return scanOutcome{refused: refusedBadCode, message: msgBadCode}, nil
 	}
 	if loc, ok := strings.CutPrefix(code, "LOC:"); ok {

@@ -12,14 +12,17 @@ import (
 
 	"github.com/xuri/excelize/v2"
 	"golang.org/x/text/encoding/simplifiedchinese"
+
+	"github.com/wxscan/wxscan/store"
 )
 
 // Field length limits of SPEC §11, in bytes of UTF-8.
 const (
-	// MaxKeyBytes bounds employee numbers, bind codes, skus and location codes.
+	// MaxKeyBytes bounds the short key-like fields that have no limit of
+	// their own in the store (can_scan, qty); the others use the store's.
 	MaxKeyBytes = 64
 	// MaxNameBytes bounds names (of people and items).
-	MaxNameBytes = 128
+	MaxNameBytes = store.MaxNameLen
 )
 
 // maxUnzippedBytes bounds what an XLSX upload may unpack to, so that a small

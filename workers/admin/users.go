@@ -14,9 +14,9 @@ import (
 
 // StaffColumns are the columns of a staff directory import, in any order.
 var StaffColumns = []ImportColumn{
-	{Name: "employee_no", MaxBytes: MaxKeyBytes},
+	{Name: "employee_no", MaxBytes: store.MaxEmployeeNoLen},
 	{Name: "name", MaxBytes: MaxNameBytes},
-	{Name: "bind_code", MaxBytes: MaxKeyBytes},
+	{Name: "bind_code", MaxBytes: store.MaxBindCodeLen},
 	{Name: "can_scan", MaxBytes: MaxKeyBytes},
 }
 
