@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -94,6 +95,16 @@ func (db *DB) BindingByOpenID(openid string) (Binding, error) {
 // BindingByOpenID returns openid's binding (in any state), or an error
 // wrapping ErrNotFound. Name is the staff directory's current name.
 func (tx *Tx) BindingByOpenID(openid string) (Binding, error) {
+	b, err := tx.bindingRecord(openid)
+	if err != nil {
+		return Binding{}, err
+	}
+	tx.refreshName(&b)
+	return b, nil
+}
+
+// bindingRecord is openid's binding as stored, or an error wrapping ErrNotFound.
+func (tx *Tx) bindingRecord(openid string) (Binding, error) {
 	var b Binding
 	found, err := getJSON(tx.tx.Bucket(bucketBindings), openid, &b)
 	if err != nil {
@@ -102,8 +113,26 @@ func (tx *Tx) BindingByOpenID(openid string) (Binding, error) {
 	if !found || openid == "" {
 		return Binding{}, fmt.Errorf("store: binding %q: %w", openid, ErrNotFound)
 	}
-	tx.refreshName(&b)
 	return b, nil
+}
+
+// BindingAndStaff returns openid's binding, as BindingByOpenID does, and
+// the staff directory row of its employee, read once for both (a scan
+// needs both); inDirectory is false when the employee is no longer in the
+// directory (the binding then keeps the name it was bound with). Unlike
+// BindingByOpenID, a staff row that cannot be read is an error.
+func (tx *Tx) BindingAndStaff(openid string) (b Binding, s Staff, inDirectory bool, err error) {
+	if b, err = tx.bindingRecord(openid); err != nil {
+		return Binding{}, Staff{}, false, err
+	}
+	s, err = tx.Staff(b.EmployeeNo)
+	switch {
+	case err == nil:
+		b.Name, inDirectory = s.Name, true
+	case !errors.Is(err, ErrNotFound):
+		return Binding{}, Staff{}, false, err
+	}
+	return b, s, inDirectory, nil
 }
 
 // refreshName takes the name from the staff directory, which may have been

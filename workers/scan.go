@@ -59,7 +59,7 @@ func ParseScanResult(scanType, result string) (codeType, code string) {
 // stocktake that covers the person's location. Refusals are outcomes, not
 // errors; errors are store failures.
 func (s *Service) scan(tx *store.Tx, openid, scanType, result string, at time.Time, eventID string) (scanOutcome, error) {
-	b, err := tx.BindingByOpenID(openid)
+	b, staff, inDirectory, err := tx.BindingAndStaff(openid)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return scanOutcome{refused: refusedNotBound, message: msgNotBound(s.cfg.PublicURL)}, nil
@@ -67,14 +67,7 @@ func (s *Service) scan(tx *store.Tx, openid, scanType, result string, at time.Ti
 		return scanOutcome{}, err
 	case b.State != store.StateActive:
 		return scanOutcome{refused: refusedSuspended, message: msgNotBound(s.cfg.PublicURL)}, nil
-	}
-	staff, err := tx.Staff(b.EmployeeNo)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return scanOutcome{refused: refusedNotAllowed, message: msgNotAllowed}, nil
-	case err != nil:
-		return scanOutcome{}, err
-	case !staff.CanScan:
+	case !inDirectory, !staff.CanScan:
 		return scanOutcome{refused: refusedNotAllowed, message: msgNotAllowed}, nil
 	}
 	codeType, code := ParseScanResult(scanType, result)
