@@ -20,6 +20,7 @@ import (
 	"github.com/xuri/excelize/v2"
 
 	"github.com/wxscan/wxscan/events"
+	"github.com/wxscan/wxscan/workers/admin"
 )
 
 // TestConsoleBrowser drives the operator console (SPEC §10) in headless
@@ -302,7 +303,7 @@ func TestConsoleStreamsEndAtClose(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	pages, err := openLivePages(ctx, base, cliToken, st.ID, 2)
+	pages, err := admin.OpenLivePages(ctx, base, cliToken, st.ID, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +320,7 @@ func TestConsoleStreamsEndAtClose(t *testing.T) {
 	if took := time.Since(start); took > 3*time.Second {
 		t.Fatalf("Close took %s with live pages open, want well under the 10 s shutdown timeout", took)
 	}
-	pages.wg.Wait() // the streams have ended
+	pages.Wait() // the streams have ended
 }
 
 // simulate runs `wxscan simulate kind args...` against e's callback.

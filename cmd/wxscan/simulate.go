@@ -18,6 +18,7 @@ import (
 	"github.com/wxscan/wxscan/callback/wechatsim"
 	"github.com/wxscan/wxscan/events"
 	"github.com/wxscan/wxscan/store"
+	"github.com/wxscan/wxscan/workers/admin"
 	"github.com/wxscan/wxscan/workers/fakewechat"
 )
 
@@ -260,7 +261,7 @@ func selfLoad(ctx context.Context, mode string, lc wechatsim.LoadConfig, roles [
 		if err != nil {
 			return wechatsim.SelfLoad{}, cost, err
 		}
-		pages, err := openLivePages(ctx, "http://"+m.HTTPAddr(), c.AdminToken, stk.ID, live)
+		pages, err := admin.OpenLivePages(ctx, "http://"+m.HTTPAddr(), c.AdminToken, stk.ID, live)
 		if err != nil {
 			return wechatsim.SelfLoad{}, cost, err
 		}

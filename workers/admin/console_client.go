@@ -1,32 +1,31 @@
-package main
+package admin
 
 import (
 	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
-// livePages is a number of console live pages kept open on one stocktake
-// during a load: each signs in and reads the page's event stream, as a
-// browser does.
-type livePages struct {
+// LivePages is a number of console live pages kept open on one stocktake,
+// as browsers keep them: each loads the page and then follows its event
+// stream. It is the console's own client, for load runs and tests. Its
+// methods are safe for concurrent use.
+type LivePages struct {
 	updates atomic.Int64 // live updates received, over all pages
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
 
-// openLivePages signs in to the console at base with the admin token and
+// OpenLivePages signs in to the console at base with the admin token and
 // opens n live pages of stocktake id; Close ends them. Each page loads once
 // and then follows its event stream.
-func openLivePages(ctx context.Context, base, token, id string, n int) (*livePages, error) {
+func OpenLivePages(ctx context.Context, base, token, id string, n int) (*LivePages, error) {
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	form := url.Values{"token": {token}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/console/login", strings.NewReader(form.Encode()))
@@ -50,7 +49,7 @@ func openLivePages(ctx context.Context, base, token, id string, n int) (*livePag
 		return nil, fmt.Errorf("console sign-in: %s, no session", resp.Status)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	lp := &livePages{cancel: cancel}
+	lp := &LivePages{cancel: cancel}
 	started := make(chan error, n)
 	for range n {
 		lp.wg.Go(func() {
@@ -98,32 +97,14 @@ func openLivePages(ctx context.Context, base, token, id string, n int) (*livePag
 }
 
 // Updates is how many live updates the pages have received.
-func (lp *livePages) Updates() int64 { return lp.updates.Load() }
+func (lp *LivePages) Updates() int64 { return lp.updates.Load() }
 
 // Close ends the pages and waits for them.
-func (lp *livePages) Close() {
+func (lp *LivePages) Close() {
 	lp.cancel()
 	lp.wg.Wait()
 }
 
-// loadCost is what a self-hosted load cost this process beyond the report:
-// its CPU time from the start of the load on wxscan until every scan was
-// recorded (the load's client and wxscan together), and the console live
-// pages kept open meanwhile.
-type loadCost struct {
-	CPU         time.Duration `json:"cpu_ns"`
-	LivePages   int           `json:"live_pages,omitempty"`
-	LiveUpdates int64         `json:"live_updates,omitempty"`
-}
-
-// writeText prints the cost; with scans recorded, the CPU per 1,000 of
-// them, which a shared machine's other work disturbs far less than the
-// rate.
-func (c loadCost) writeText(w io.Writer, scans int) {
-	if c.LivePages > 0 {
-		fmt.Fprintf(w, "console live pages: %d open, %d updates received\n", c.LivePages, c.LiveUpdates)
-	}
-	if c.CPU > 0 && scans > 0 {
-		fmt.Fprintf(w, "process CPU: %s, %.1f ms per 1000 scans recorded\n", c.CPU.Round(time.Millisecond), float64(c.CPU.Milliseconds())*1000/float64(scans))
-	}
-}
+// Wait blocks until every page's stream has ended: the server closed it, or
+// Close did.
+func (lp *LivePages) Wait() { lp.wg.Wait() }
