@@ -30,6 +30,17 @@ type Middleware func(Handler) Handler
 // per event, in order, with the same meaning as a Handler's.
 type BatchHandler func(ctx context.Context, evs []Event) []error
 
+// StagedHandler handles one fetched batch in two stages. It runs the first
+// stage (the workers record the batch in one store transaction) and returns
+// finish, the second stage (the workers deliver the replies), whose result
+// is one error per event, in order, with the meaning of a BatchHandler's.
+// ConsumeStaged runs first stages one at a time, in delivery order, and lets
+// a batch's finish run while the next batch runs its first stage, so that
+// waiting on the network in one batch does not hold up the next one's
+// transaction. A handler that must keep an order across batches (replies to
+// one person) chains its finishes in its first stage.
+type StagedHandler func(ctx context.Context, evs []Event) (finish func() []error)
+
 // Each adapts a Handler to a BatchHandler, calling it once per event.
 func Each(h Handler) BatchHandler {
 	return func(ctx context.Context, evs []Event) []error {
@@ -165,6 +176,16 @@ type Consumer struct {
 // maps outcomes to JetStream: nil → Ack; Permanent or too many attempts →
 // WECHAT_DLQ then Term; anything else → NakWithDelay.
 func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h BatchHandler) (*Consumer, error) {
+	return b.ConsumeStaged(ctx, cfg, func(ctx context.Context, evs []Event) func() []error {
+		errs := h(ctx, evs)
+		return func() []error { return errs }
+	})
+}
+
+// ConsumeStaged is Consume with a StagedHandler: a batch is settled (acked,
+// retried or dead-lettered) once its finish returns, while the next batch
+// runs its first stage. At most two batches are in hand at once.
+func (b *Bus) ConsumeStaged(ctx context.Context, cfg ConsumerConfig, h StagedHandler) (*Consumer, error) {
 	if cfg.Durable == "" {
 		cfg.Durable = DefaultDurable
 	}
@@ -218,10 +239,23 @@ func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h BatchHandler) (
 	c := &Consumer{cc: cc, done: make(chan struct{}), name: cfg.Durable, cons: cons}
 	c.running.Store(true)
 	d := &deliverer{bus: b, cfg: cfg, h: h, first: map[string]time.Time{}}
+	dctx := context.WithoutCancel(ctx)
 	go func() {
 		defer close(c.done)
 		defer c.running.Store(false)
-		batch := make([]jetstream.Msg, 0, cfg.BatchSize)
+		// slots holds the batches in hand: one finishing, the next in its
+		// first stage.
+		slots := make(chan struct{}, 2)
+		var finishing sync.WaitGroup
+		defer finishing.Wait()
+		handle := func(batch []jetstream.Msg) {
+			slots <- struct{}{}
+			finish := d.start(dctx, batch)
+			finishing.Go(func() {
+				defer func() { <-slots }()
+				finish()
+			})
+		}
 		// idle fires IdleRelease after the last delivery; nil when off or
 		// already released.
 		var idle <-chan time.Time
@@ -244,13 +278,15 @@ func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h BatchHandler) (
 				for {
 					select {
 					case m := <-in:
-						d.deliver(context.WithoutCancel(ctx), []jetstream.Msg{m})
+						handle([]jetstream.Msg{m})
 					default:
 						return
 					}
 				}
 			case m := <-in:
-				batch = append(batch[:0], m)
+				// A new slice each time: the previous batch may still be
+				// finishing.
+				batch := append(make([]jetstream.Msg, 0, min(len(in)+1, cfg.BatchSize)), m)
 			fill:
 				for len(batch) < cfg.BatchSize {
 					select {
@@ -260,7 +296,7 @@ func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h BatchHandler) (
 						break fill
 					}
 				}
-				d.deliver(context.WithoutCancel(ctx), batch)
+				handle(batch)
 				if idleTimer != nil {
 					idleTimer.Reset(cfg.IdleRelease)
 					idle = idleTimer.C
@@ -291,13 +327,15 @@ func (c *Consumer) Info(ctx context.Context) (*jetstream.ConsumerInfo, error) {
 type deliverer struct {
 	bus *Bus
 	cfg ConsumerConfig
-	h   BatchHandler
+	h   StagedHandler
 
 	mu    sync.Mutex
 	first map[string]time.Time // event id -> first failure, for the DLQ record
 }
 
-func (d *deliverer) deliver(ctx context.Context, msgs []jetstream.Msg) {
+// start decodes msgs and runs the handler's first stage on them; the
+// returned function runs its second stage and settles every message.
+func (d *deliverer) start(ctx context.Context, msgs []jetstream.Msg) (finish func()) {
 	evs := make([]Event, 0, len(msgs))
 	idx := make([]int, 0, len(msgs))
 	errs := make([]error, len(msgs))
@@ -315,31 +353,57 @@ func (d *deliverer) deliver(ctx context.Context, msgs []jetstream.Msg) {
 		evs = append(evs, e)
 		idx = append(idx, i)
 	}
+	var second func() []error
 	if len(evs) > 0 {
-		res := d.safeHandle(ctx, evs)
-		for j, i := range idx {
-			if j < len(res) {
-				errs[i] = res[j]
-			} else {
-				errs[i] = errors.New("batch handler returned too few results")
+		second = d.firstStage(ctx, evs)
+	}
+	return func() {
+		if second != nil {
+			res := secondStage(len(evs), second)
+			for j, i := range idx {
+				if j < len(res) {
+					errs[i] = res[j]
+				} else {
+					errs[i] = errors.New("batch handler returned too few results")
+				}
 			}
 		}
-	}
-	for i, m := range msgs {
-		d.settle(ctx, m, errs[i])
+		for i, m := range msgs {
+			d.settle(ctx, m, errs[i])
+		}
 	}
 }
 
-func (d *deliverer) safeHandle(ctx context.Context, evs []Event) (errs []error) {
+// firstStage runs the handler's first stage; a panic fails every event.
+func (d *deliverer) firstStage(ctx context.Context, evs []Event) (finish func() []error) {
 	defer func() {
 		if r := recover(); r != nil {
-			errs = make([]error, len(evs))
-			for i := range errs {
-				errs[i] = fmt.Errorf("handler panic: %v", r)
-			}
+			err := fmt.Errorf("handler panic: %v", r)
+			finish = func() []error { return repeatErr(len(evs), err) }
 		}
 	}()
 	return d.h(ctx, evs)
+}
+
+// secondStage runs a handler's finish; a panic fails every event.
+func secondStage(n int, finish func() []error) (errs []error) {
+	defer func() {
+		if r := recover(); r != nil {
+			errs = repeatErr(n, fmt.Errorf("handler panic: %v", r))
+		}
+	}()
+	if finish == nil {
+		return repeatErr(n, errors.New("batch handler returned no second stage"))
+	}
+	return finish()
+}
+
+func repeatErr(n int, err error) []error {
+	errs := make([]error, n)
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
 }
 
 // settle is the one place that maps a handler's outcome to JetStream.

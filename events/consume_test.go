@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -265,4 +266,152 @@ func TestConsumeReleasesMemoryOnceIdle(t *testing.T) {
 	waitReleases(1)
 	burst(100)
 	waitReleases(2)
+}
+
+// ConsumeStaged: a batch's finish runs while the next batch runs its first
+// stage, first stages never overlap and run in delivery order, and a batch
+// is acked only once its finish has returned.
+func TestConsumeStagedOverlapsFinishWithTheNextBatch(t *testing.T) {
+	bus := eventstest.MustBus(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var (
+		mu        sync.Mutex
+		order     []string // first stages, in the order they ran
+		inFirst   atomic.Int32
+		overlap   atomic.Bool
+		release   = make(chan struct{})
+		secondRan = make(chan struct{})
+		finished  = make(chan string, 10)
+	)
+	h := func(_ context.Context, evs []events.Event) func() []error {
+		if inFirst.Add(1) > 1 {
+			overlap.Store(true)
+		}
+		defer inFirst.Add(-1)
+		time.Sleep(5 * time.Millisecond) // widen any overlap of first stages
+		mu.Lock()
+		for _, e := range evs {
+			order = append(order, e.Content)
+		}
+		mu.Unlock()
+		if evs[0].Content == "second" {
+			close(secondRan)
+		}
+		return func() []error {
+			if evs[0].Content == "first" {
+				<-release // the first batch's finish waits for the test
+			}
+			for _, e := range evs {
+				finished <- e.Content
+			}
+			return make([]error, len(evs))
+		}
+	}
+	c, err := bus.ConsumeStaged(ctx, events.ConsumerConfig{}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	text := func(content string, id int) events.Event {
+		return mustEvent(t, fmt.Appendf(nil, `<xml><ToUserName>gh</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType><Content>%s</Content><MsgId>%d</MsgId></xml>`, content, id))
+	}
+	if _, err := bus.Publish(ctx, text("first", 1), 0); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the first batch is in its finish, then send the second.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := len(order)
+		mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first batch never reached the handler")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := bus.Publish(ctx, text("second", 2), 0); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-secondRan:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second batch's first stage waited for the first batch's finish")
+	}
+	if got := <-finished; got != "second" {
+		t.Fatalf("finished %q first, want the second batch (the first is held)", got)
+	}
+	// The held batch is not acked yet.
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumAckPending < 1 {
+		t.Fatalf("ack pending=%d while the first batch's finish runs, want at least 1", info.NumAckPending)
+	}
+	close(release)
+	if got := <-finished; got != "first" {
+		t.Fatalf("finished %q, want first", got)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		info, err := c.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumAckPending == 0 && info.NumPending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ack pending=%d pending=%d after both finished", info.NumAckPending, info.NumPending)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got, want := strings.Join(order, ","), "first,second"; got != want {
+		t.Fatalf("first stages ran %s, want %s", got, want)
+	}
+	if overlap.Load() {
+		t.Fatal("two first stages ran at once")
+	}
+}
+
+// A panic in either stage fails the batch's events (they are retried), and
+// the consumer keeps going.
+func TestConsumeStagedPanicsAreRetried(t *testing.T) {
+	bus := eventstest.MustBus(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var calls atomic.Int32
+	done := make(chan struct{})
+	h := func(_ context.Context, evs []events.Event) func() []error {
+		switch calls.Add(1) {
+		case 1:
+			panic("first stage")
+		case 2:
+			return func() []error { panic("finish") }
+		}
+		return func() []error {
+			close(done)
+			return make([]error, len(evs))
+		}
+	}
+	c, err := bus.ConsumeStaged(ctx, events.ConsumerConfig{Backoff: func(int) time.Duration { return 10 * time.Millisecond }}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	if _, err := bus.Publish(ctx, mustEvent(t, scanXML("o1", 1700000000, "EAN_13,6901234567892")), 0); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("handled %d times, want a third that succeeds", calls.Load())
+	}
 }

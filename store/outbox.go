@@ -38,17 +38,17 @@ func (db *DB) DeleteOutbox(ids ...string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	err := db.bolt.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketOutbox)
-		for _, id := range ids {
-			if err := b.Delete([]byte(id)); err != nil {
-				return err
-			}
+	return db.Update(func(tx *Tx) error { return tx.DeleteOutbox(ids...) })
+}
+
+// DeleteOutbox removes the replies of ids inside tx. Unknown ids are
+// ignored.
+func (tx *Tx) DeleteOutbox(ids ...string) error {
+	b := tx.tx.Bucket(bucketOutbox)
+	for _, id := range ids {
+		if err := b.Delete([]byte(id)); err != nil {
+			return fmt.Errorf("store: delete outbox %s: %w", id, err)
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: delete outbox: %w", err)
 	}
 	return nil
 }

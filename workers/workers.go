@@ -35,7 +35,9 @@ type Config struct {
 	// Consumer tunes the durable consumer (named events.DefaultDurable by
 	// default).
 	Consumer events.ConsumerConfig
-	// ReplyConcurrency bounds replies delivered at once (default 32).
+	// ReplyConcurrency bounds the replies sent with message/custom/send at
+	// once (default 32); offering a reply to a waiting callback is not
+	// bounded.
 	ReplyConcurrency int
 	// StateTTL (10 min) bounds an OAuth state, and the memory of its use
 	// with its code; SessionTTL (30 min) a page session.
@@ -75,6 +77,9 @@ type Service struct {
 
 	states    stateSigner // set by Start, before the operations are served
 	codeLocks keyedMutex
+	lanes     replyLanes    // each person's replies, in order across batches
+	sendSlots chan struct{} // custom sends in flight (ReplyConcurrency)
+	outbox    outboxCleanup // delivered replies not yet removed from the outbox
 
 	mu        sync.Mutex
 	consumer  *events.Consumer
@@ -131,7 +136,10 @@ func New(cfg Config) (*Service, error) {
 		}
 		cfg.Location = loc
 	}
-	return &Service{cfg: cfg, db: cfg.DB, bus: cfg.Bus, wx: cfg.WeChat, log: cfg.Logger, now: cfg.Now, metrics: cfg.Metrics}, nil
+	s := &Service{cfg: cfg, db: cfg.DB, bus: cfg.Bus, wx: cfg.WeChat, log: cfg.Logger, now: cfg.Now, metrics: cfg.Metrics,
+		sendSlots: make(chan struct{}, cfg.ReplyConcurrency)}
+	s.outbox.db, s.outbox.log = cfg.DB, cfg.Logger
+	return s, nil
 }
 
 // Start prunes expired records once, then runs the consumer, answers the
@@ -163,7 +171,7 @@ func (s *Service) Start(ctx context.Context) error {
 		s.subs = append(s.subs, sub)
 		s.mu.Unlock()
 	}
-	c, err := s.bus.Consume(ctx, s.cfg.Consumer, s.HandleBatch)
+	c, err := s.bus.ConsumeStaged(ctx, s.cfg.Consumer, s.RecordBatch)
 	if err != nil {
 		s.Stop()
 		return err
@@ -203,14 +211,26 @@ func (s *Service) Stop() {
 	if c != nil {
 		c.Stop()
 	}
+	s.outbox.close()
 }
 
 // HandleBatch processes one fetched batch of events in one store
-// transaction, then delivers their replies. It may run more than once for
-// an event (JetStream redelivers until acked); it is idempotent on the event
-// id: a processed event records nothing new, and only its undelivered reply
-// (kept in the store's outbox in the same transaction) is sent again.
+// transaction, then delivers their replies: RecordBatch and its finish in
+// one call.
 func (s *Service) HandleBatch(ctx context.Context, evs []events.Event) []error {
+	return s.RecordBatch(ctx, evs)()
+}
+
+// RecordBatch is the workers' events.StagedHandler. Its first stage records
+// a fetched batch of events in one store transaction, which also removes
+// the replies delivered since the last one from the outbox; its finish
+// delivers the batch's replies. It may run more than once for an event
+// (JetStream redelivers until acked); it is idempotent on the event id: a
+// processed event records nothing new, and only its undelivered reply (kept
+// in the store's outbox in the same transaction) is sent again. First
+// stages must run one at a time, in delivery order: they order each
+// person's replies across batches.
+func (s *Service) RecordBatch(ctx context.Context, evs []events.Event) (finish func() []error) {
 	errs := make([]error, len(evs))
 	replies := make([]*events.Reply, len(evs))
 	now := s.now()
@@ -218,8 +238,12 @@ func (s *Service) HandleBatch(ctx context.Context, evs []events.Event) []error {
 		scans []scanOutcome // committed with the batch
 		dups  int
 	)
+	delivered := s.outbox.take()
 	err := s.db.Update(func(tx *store.Tx) error {
 		scans, dups = scans[:0], 0
+		if err := tx.DeleteOutbox(delivered...); err != nil {
+			return err
+		}
 		seen := make(map[string]bool, len(evs))
 		for i, e := range evs {
 			if seen[e.ID] { // the same event twice in one batch: once is enough
@@ -272,20 +296,24 @@ func (s *Service) HandleBatch(ctx context.Context, evs []events.Event) []error {
 		return nil
 	})
 	if err != nil {
+		s.outbox.putBack(delivered)
 		err = fmt.Errorf("workers: record batch of %d: %w", len(evs), err)
 		s.log.Error("batch not recorded; will retry", "err", err)
 		for i := range errs {
 			errs[i] = err
 		}
-		return errs
+		return func() []error { return errs }
 	}
 	for _, out := range scans {
 		s.metrics.countScan(out)
 	}
 	s.metrics.duplicates.Add(float64(dups))
 	s.notifyScans()
-	s.deliver(ctx, evs, replies, errs)
-	return errs
+	send := s.planReplies(evs, replies, errs)
+	return func() []error {
+		send(ctx)
+		return errs
+	}
 }
 
 // isStoreFailure tells a failing store (retry the whole batch) from an event
@@ -295,85 +323,6 @@ func isStoreFailure(err error) bool {
 }
 
 var errInvalidEvent = errors.New("invalid event")
-
-// deliver hands each reply to exactly one path: the callback still holding
-// WeChat's request (passive reply) or message/custom/send. Replies to one
-// person go out in event order; different people's go out concurrently.
-// After a transient failure, that person's later replies in the batch are
-// not tried: they are retried with it, so the order holds and a hanging
-// WeChat costs one timeout per person, not one per reply.
-// Delivered replies leave the outbox; a transient failure leaves the reply
-// there and the event is retried; a permanent one (e.g. 45015) dead-letters
-// the event.
-func (s *Service) deliver(ctx context.Context, evs []events.Event, replies []*events.Reply, errs []error) {
-	var order []string
-	byUser := map[string][]int{}
-	for i, r := range replies {
-		if r == nil {
-			continue
-		}
-		if _, ok := byUser[r.ToUser]; !ok {
-			order = append(order, r.ToUser)
-		}
-		byUser[r.ToUser] = append(byUser[r.ToUser], i)
-	}
-	var (
-		mu        sync.Mutex
-		delivered []string
-		wg        sync.WaitGroup
-		sem       = make(chan struct{}, s.cfg.ReplyConcurrency)
-	)
-	for _, user := range order {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			var held error // set once a reply to user failed: later ones wait for it
-			for _, i := range byUser[user] {
-				e := evs[i]
-				if held != nil {
-					errs[i] = fmt.Errorf("workers: reply to %s held back: %w", e.ID, held)
-					continue
-				}
-				path, err := s.sendReply(ctx, *replies[i])
-				if err != nil {
-					if wechatapi.Permanent(err) {
-						err = events.Permanent(err)
-					} else {
-						held = fmt.Errorf("an earlier reply to the same person was not delivered: %w", err)
-					}
-					errs[i] = fmt.Errorf("workers: reply to %s: %w", e.ID, err)
-					continue
-				}
-				s.metrics.replies.WithLabelValues(path).Inc()
-				s.log.Debug("reply delivered", "event_id", e.ID, "path", path, "request_id", e.RequestID)
-				mu.Lock()
-				delivered = append(delivered, e.ID)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if err := s.db.DeleteOutbox(delivered...); err != nil {
-		// A later redelivery would send them again; nothing is redelivered
-		// after an ack, so this only leaves stale entries.
-		s.log.Warn("outbox cleanup failed", "err", err)
-	}
-}
-
-// sendReply offers r to a waiting callback, else sends it with custom send.
-func (s *Service) sendReply(ctx context.Context, r events.Reply) (string, error) {
-	taken, err := s.bus.OfferReply(ctx, r)
-	if err != nil {
-		s.log.Warn("offer passive reply", "event_id", r.EventID, "err", err)
-	}
-	if taken {
-		return pathPassive, nil
-	}
-	if err := s.wx.SendText(ctx, r.ToUser, r.Content); err != nil {
-		return "", err
-	}
-	return pathCustomSend, nil
-}
 
 // apply runs one new event's rules inside tx and returns its reply, if any,
 // and for a scan event what the scan did.

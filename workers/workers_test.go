@@ -347,9 +347,7 @@ func TestReplyFailsTransientlyThenIsSentOnce(t *testing.T) {
 	if got, want := len(h.scans(t, st.ID)), 1; got != want {
 		t.Fatalf("scans=%d, want %d (retries must not record again)", got, want)
 	}
-	if n, _ := h.db.OutboxLen(); n != 0 {
-		t.Fatalf("outbox=%d after delivery, want 0", n)
-	}
+	h.outboxEmpties(t)
 }
 
 // TestRepliesToOnePersonKeepTheirOrderAfterAFailure: when a person's first
@@ -603,5 +601,85 @@ func TestParseScanResult(t *testing.T) {
 				t.Fatalf("got %q,%q want %q,%q", typ, code, tt.typ, tt.code)
 			}
 		})
+	}
+}
+
+// TestRepliesToOnePersonKeepTheirOrderAcrossBatches: a batch's replies may
+// go out while the batch before it is still delivering, but a person's
+// reply never overtakes their reply from an earlier batch; another person's
+// does not wait.
+func TestRepliesToOnePersonKeepTheirOrderAcrossBatches(t *testing.T) {
+	h := MustHarness(t)
+	h.openStocktake(t)
+	h.bind(t, "oAnn", "E001", "111111")
+	h.bind(t, "oBob", "E002", "222222")
+	ctx := context.Background()
+	finish1 := h.svc.RecordBatch(ctx, []events.Event{scanEvent(t, "oAnn", "EAN_13,1111")})
+	finish2 := h.svc.RecordBatch(ctx, []events.Event{scanEvent(t, "oAnn", "EAN_13,2222"), scanEvent(t, "oBob", "EAN_13,3333")})
+	errs2 := make(chan []error, 1)
+	go func() { errs2 <- finish2() }()
+	h.sentTo(t, "oBob", 1) // the second batch is delivering
+	time.Sleep(50 * time.Millisecond)
+	for _, m := range h.fake.Sent() {
+		if m.ToUser == "oAnn" {
+			t.Fatalf("oAnn got %q before the first batch delivered", m.Content)
+		}
+	}
+	if errs := finish1(); errs[0] != nil {
+		t.Fatalf("first batch errs=%v", errs)
+	}
+	if errs := <-errs2; errs[0] != nil || errs[1] != nil {
+		t.Fatalf("second batch errs=%v", errs)
+	}
+	got := h.sentTo(t, "oAnn", 2)
+	if len(got) != 2 || !strings.Contains(got[0], "1111") || !strings.Contains(got[1], "2222") {
+		t.Fatalf("oAnn's replies %q, want 1111 then 2222", got)
+	}
+}
+
+// Delivered replies leave the outbox in the next batch's transaction, or on
+// their own when no batch comes; an undelivered one stays.
+func TestDeliveredRepliesLeaveTheOutbox(t *testing.T) {
+	h := MustHarness(t)
+	h.openStocktake(t)
+	h.bind(t, "oAnn", "E001", "111111")
+	ctx := context.Background()
+	first := scanEvent(t, "oAnn", "EAN_13,1111")
+	if errs := h.svc.HandleBatch(ctx, []events.Event{first}); errs[0] != nil {
+		t.Fatalf("errs=%v", errs)
+	}
+	h.fake.FailNext("/cgi-bin/message/custom/send", 503, 1)
+	second := scanEvent(t, "oAnn", "EAN_13,2222")
+	finish := h.svc.RecordBatch(ctx, []events.Event{second})
+	has := func(id string) bool {
+		var b []byte
+		if err := h.db.View(func(tx *store.Tx) error {
+			var err error
+			b, err = tx.Outbox(id)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return b != nil
+	}
+	if has(first.ID) {
+		t.Fatal("the first batch's delivered reply is still in the outbox after the next batch's transaction")
+	}
+	if !has(second.ID) {
+		t.Fatal("the second batch's reply is not in the outbox before delivery")
+	}
+	if errs := finish(); errs[0] == nil {
+		t.Fatal("the second reply was delivered, want a transient failure")
+	}
+	time.Sleep(1300 * time.Millisecond) // past the one-second cleanup of delivered replies
+	if !has(second.ID) {
+		t.Fatal("the undelivered reply left the outbox")
+	}
+	if errs := h.svc.HandleBatch(ctx, []events.Event{second}); errs[0] != nil {
+		t.Fatalf("redelivery errs=%v", errs)
+	}
+	h.outboxEmpties(t)
+	if got := h.sentTo(t, "oAnn", 2); len(got) != 2 {
+		t.Fatalf("oAnn's replies %q, want 2", got)
 	}
 }
