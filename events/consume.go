@@ -172,7 +172,7 @@ type Consumer struct {
 // of events until ctx ends or Stop is called. An existing consumer of the
 // same name is updated in place to cfg.Subjects (a consumer made by an
 // earlier version without that filter keeps its position and acks; events
-// outside the filter that it had not yet delivered are skipped). The one switch in deliver
+// outside the filter that it had not yet delivered are skipped). The one switch in settle
 // maps outcomes to JetStream: nil → Ack; Permanent or too many attempts →
 // WECHAT_DLQ then Term; anything else → NakWithDelay.
 func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h BatchHandler) (*Consumer, error) {
@@ -184,7 +184,10 @@ func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h BatchHandler) (
 
 // ConsumeStaged is Consume with a StagedHandler: a batch is settled (acked,
 // retried or dead-lettered) once its finish returns, while the next batch
-// runs its first stage. At most two batches are in hand at once.
+// runs its first stage. At most two batches are in hand at once, so two
+// finishes may run at the same time; a third batch's first stage waits for
+// one of them. A panic in a stage (on the goroutine that runs it) fails
+// every event of the batch.
 func (b *Bus) ConsumeStaged(ctx context.Context, cfg ConsumerConfig, h StagedHandler) (*Consumer, error) {
 	if cfg.Durable == "" {
 		cfg.Durable = DefaultDurable
@@ -214,7 +217,7 @@ func (b *Bus) ConsumeStaged(ctx context.Context, cfg ConsumerConfig, h StagedHan
 		Durable:        cfg.Durable,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        cfg.AckWait,
-		MaxDeliver:     -1, // enforced in deliver, so that nothing is dropped unrecorded
+		MaxDeliver:     -1, // enforced in settle, so that nothing is dropped unrecorded
 		FilterSubjects: cfg.Subjects,
 		MaxAckPending:  4 * cfg.BatchSize,
 		Replicas:       b.opts.Replicas,
@@ -243,8 +246,8 @@ func (b *Bus) ConsumeStaged(ctx context.Context, cfg ConsumerConfig, h StagedHan
 	go func() {
 		defer close(c.done)
 		defer c.running.Store(false)
-		// slots holds the batches in hand: one finishing, the next in its
-		// first stage.
+		// slots holds the batches in hand (in their first stage or
+		// finishing).
 		slots := make(chan struct{}, 2)
 		var finishing sync.WaitGroup
 		defer finishing.Wait()
@@ -310,7 +313,7 @@ func (b *Bus) ConsumeStaged(ctx context.Context, cfg ConsumerConfig, h StagedHan
 // Running reports whether the consumer loop is running.
 func (c *Consumer) Running() bool { return c.running.Load() }
 
-// Stop stops fetching, finishes the batch in hand and returns.
+// Stop stops fetching, finishes the batches in hand and returns.
 func (c *Consumer) Stop() {
 	c.cc.Drain()
 	select {

@@ -269,8 +269,7 @@ func TestConsumeReleasesMemoryOnceIdle(t *testing.T) {
 }
 
 // ConsumeStaged: a batch's finish runs while the next batch runs its first
-// stage, first stages never overlap and run in delivery order, and a batch
-// is acked only once its finish has returned.
+// stage, and a batch is acked only once its finish has returned.
 func TestConsumeStagedOverlapsFinishWithTheNextBatch(t *testing.T) {
 	bus := eventstest.MustBus(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -279,18 +278,11 @@ func TestConsumeStagedOverlapsFinishWithTheNextBatch(t *testing.T) {
 	var (
 		mu        sync.Mutex
 		order     []string // first stages, in the order they ran
-		inFirst   atomic.Int32
-		overlap   atomic.Bool
 		release   = make(chan struct{})
 		secondRan = make(chan struct{})
 		finished  = make(chan string, 10)
 	)
 	h := func(_ context.Context, evs []events.Event) func() []error {
-		if inFirst.Add(1) > 1 {
-			overlap.Store(true)
-		}
-		defer inFirst.Add(-1)
-		time.Sleep(5 * time.Millisecond) // widen any overlap of first stages
 		mu.Lock()
 		for _, e := range evs {
 			order = append(order, e.Content)
@@ -345,13 +337,24 @@ func TestConsumeStagedOverlapsFinishWithTheNextBatch(t *testing.T) {
 	if got := <-finished; got != "second" {
 		t.Fatalf("finished %q first, want the second batch (the first is held)", got)
 	}
-	// The held batch is not acked yet.
-	info, err := c.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.NumAckPending < 1 {
-		t.Fatalf("ack pending=%d while the first batch's finish runs, want at least 1", info.NumAckPending)
+	// The second batch is acked once its finish returned; the held first
+	// one is not, until its own finish returns.
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		info, err := c.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumAckPending == 0 {
+			t.Fatal("the first batch was acked while its finish still ran")
+		}
+		if info.NumAckPending == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ack pending=%d, want the second batch acked", info.NumAckPending)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	close(release)
 	if got := <-finished; got != "first" {
@@ -376,8 +379,69 @@ func TestConsumeStagedOverlapsFinishWithTheNextBatch(t *testing.T) {
 	if got, want := strings.Join(order, ","), "first,second"; got != want {
 		t.Fatalf("first stages ran %s, want %s", got, want)
 	}
+}
+
+// First stages run one at a time and in delivery order, however quickly
+// batches come and however long finishes take.
+func TestConsumeStagedFirstStagesAreSerialAndOrdered(t *testing.T) {
+	bus := eventstest.MustBus(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const n = 30
+	var (
+		mu      sync.Mutex
+		order   []string
+		inFirst atomic.Int32
+		overlap atomic.Bool
+		done    = make(chan struct{}, n)
+	)
+	h := func(_ context.Context, evs []events.Event) func() []error {
+		if inFirst.Add(1) > 1 {
+			overlap.Store(true)
+		}
+		time.Sleep(2 * time.Millisecond) // widen any overlap
+		mu.Lock()
+		for _, e := range evs {
+			order = append(order, e.Content)
+		}
+		mu.Unlock()
+		inFirst.Add(-1)
+		return func() []error {
+			time.Sleep(3 * time.Millisecond)
+			for range evs {
+				done <- struct{}{}
+			}
+			return make([]error, len(evs))
+		}
+	}
+	c, err := bus.ConsumeStaged(ctx, events.ConsumerConfig{BatchSize: 1}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	var want []string
+	for i := range n {
+		content := fmt.Sprintf("m%02d", i)
+		want = append(want, content)
+		raw := fmt.Appendf(nil, `<xml><ToUserName>gh</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType><Content>%s</Content><MsgId>%d</MsgId></xml>`, content, i+1)
+		if _, err := bus.Publish(ctx, mustEvent(t, raw), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("not every event was handled")
+		}
+	}
 	if overlap.Load() {
 		t.Fatal("two first stages ran at once")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got, want := strings.Join(order, ","), strings.Join(want, ","); got != want {
+		t.Fatalf("first stages ran\n%s\nwant\n%s", got, want)
 	}
 }
 

@@ -35,15 +35,16 @@ func (tx *Tx) MarkProcessed(eventID string, at time.Time) error {
 	return nil
 }
 
-// PruneProcessed forgets the event ids marked processed before before, and
-// returns how many; when there are none it writes nothing. Prune only ids
+// PruneProcessed forgets the event ids marked processed before before, with
+// any reply of theirs left in the outbox, and returns how many; when there
+// are none it writes nothing. Prune only ids
 // older than the stream can redeliver (its max age), or a redelivered event
 // would be processed twice.
 func (db *DB) PruneProcessed(before time.Time) (int, error) {
 	var n int
 	err := db.Update(func(tx *Tx) error {
 		n = 0
-		idx, b := tx.tx.Bucket(bucketProcessedByAge), tx.tx.Bucket(bucketProcessed)
+		idx, b, out := tx.tx.Bucket(bucketProcessedByAge), tx.tx.Bucket(bucketProcessed), tx.tx.Bucket(bucketOutbox)
 		limit := uint64(max(before.UnixNano(), 0))
 		var stale [][]byte
 		c := idx.Cursor()
@@ -55,6 +56,12 @@ func (db *DB) PruneProcessed(before time.Time) (int, error) {
 				return fmt.Errorf("store: prune processed: %w", err)
 			}
 			if err := b.Delete(k[8:]); err != nil {
+				return fmt.Errorf("store: prune processed: %w", err)
+			}
+			// A reply left in the outbox (a crash between its delivery and
+			// its removal) can no longer be asked for: the stream will not
+			// bring its event back.
+			if err := out.Delete(k[8:]); err != nil {
 				return fmt.Errorf("store: prune processed: %w", err)
 			}
 		}

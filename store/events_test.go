@@ -49,6 +49,10 @@ func TestPruneProcessed(t *testing.T) {
 			if err := tx.MarkProcessed(id, t0.Add(time.Duration(i)*time.Hour)); err != nil {
 				return err
 			}
+			// a reply left behind (a crash between delivery and removal)
+			if err := tx.PutOutbox(id, []byte(`{}`)); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -82,6 +86,9 @@ func TestPruneProcessed(t *testing.T) {
 			}
 			if got, want := len(left), len(tt.left); got != want {
 				t.Fatalf("left=%v, want %v", left, tt.left)
+			}
+			if got, err := db.OutboxLen(); err != nil || got != len(tt.left) {
+				t.Fatalf("outbox=%d, %v, want %d: the pruned ids' replies go with them", got, err, len(tt.left))
 			}
 		})
 	}

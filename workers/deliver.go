@@ -2,6 +2,7 @@ package workers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -12,40 +13,45 @@ import (
 	"github.com/wxscan/wxscan/workers/wechatapi"
 )
 
-// planReplies is called in a batch's first stage, in delivery order. It
-// takes each person's turn for the batch's replies and returns send, which
-// hands each reply to exactly one path: the callback still holding WeChat's
-// request (passive reply) or message/custom/send. Replies to one person go
-// out in event order, within the batch and after that person's replies of
-// earlier batches; different people's go out concurrently. After a transient
-// failure, that person's later replies in the batch are not tried: they are
-// retried with it, so the order holds and a hanging WeChat costs one timeout
-// per person, not one per reply. Delivered replies are removed from the
-// outbox in the next batch's transaction (or within a second when no batch
-// comes); a transient failure leaves the reply there and the event is
-// retried; a permanent one (e.g. 45015) dead-letters the event. send sets
-// errs of the events whose replies were not delivered.
-func (s *Service) planReplies(evs []events.Event, replies []*events.Reply, errs []error) (send func(context.Context)) {
+// planReplies is called in a batch's first stage, in delivery order, with
+// the batch's replies; follow[i] is the delivery, still in hand or not yet
+// removed from the outbox, of an earlier copy of event i that the batch's
+// transaction found (see deliveries.follow). It takes each person's turn for
+// the batch's replies and returns send, which hands each reply to exactly
+// one path: the callback still holding WeChat's request (passive reply) or
+// message/custom/send. Replies to one person are tried in event order,
+// within the batch and after that person's replies of earlier batches were
+// tried; different people's go out concurrently. After a transient failure,
+// that person's later replies in the batch are not tried: they are retried
+// with it, so the order holds and a hanging WeChat costs one timeout per
+// person, not one per reply. A reply whose earlier copy was delivered is not
+// sent again. Delivered replies are removed from the outbox in the next
+// batch's transaction (or within a second when no batch comes); a transient
+// failure leaves the reply there and the event is retried; a permanent one
+// (e.g. 45015) dead-letters the event. send sets errs of the events whose
+// replies were not delivered.
+func (s *Service) planReplies(evs []events.Event, replies []*events.Reply, follow []*delivery, errs []error) (send func(context.Context)) {
 	type lane struct {
-		user  string
 		idx   []int
 		after <-chan struct{}
 		done  func()
 	}
 	var lanes []*lane
 	byUser := map[string]*lane{}
+	mine := make([]*delivery, len(replies))
 	for i, r := range replies {
 		if r == nil {
 			continue
 		}
 		l := byUser[r.ToUser]
 		if l == nil {
-			l = &lane{user: r.ToUser}
+			l = &lane{}
 			l.after, l.done = s.lanes.join(r.ToUser)
 			byUser[r.ToUser] = l
 			lanes = append(lanes, l)
 		}
 		l.idx = append(l.idx, i)
+		mine[i] = s.outbox.begin(evs[i].ID)
 	}
 	return func(ctx context.Context) {
 		var wg sync.WaitGroup
@@ -60,6 +66,13 @@ func (s *Service) planReplies(evs []events.Event, replies []*events.Reply, errs 
 					e := evs[i]
 					if held != nil {
 						errs[i] = fmt.Errorf("workers: reply to %s held back: %w", e.ID, held)
+						s.outbox.end(mine[i], false)
+						continue
+					}
+					if f := follow[i]; f != nil && f.wasDelivered() {
+						// The same event came back while an earlier batch
+						// delivered its reply: once is enough.
+						s.outbox.end(mine[i], true)
 						continue
 					}
 					path, err := s.sendReply(ctx, *replies[i])
@@ -70,11 +83,12 @@ func (s *Service) planReplies(evs []events.Event, replies []*events.Reply, errs 
 							held = fmt.Errorf("an earlier reply to the same person was not delivered: %w", err)
 						}
 						errs[i] = fmt.Errorf("workers: reply to %s: %w", e.ID, err)
+						s.outbox.end(mine[i], false)
 						continue
 					}
 					s.metrics.replies.WithLabelValues(path).Inc()
 					s.log.Debug("reply delivered", "event_id", e.ID, "path", path, "request_id", e.RequestID)
-					s.outbox.delivered(e.ID)
+					s.outbox.end(mine[i], true)
 				}
 			})
 		}
@@ -139,25 +153,67 @@ func (l *replyLanes) join(user string) (after <-chan struct{}, done func()) {
 // batch's transaction before they are removed from the outbox on their own.
 const outboxCleanupDelay = time.Second
 
-// outboxCleanup collects the ids of delivered replies, to be removed from
-// the outbox in the next batch's transaction rather than in a commit of
-// their own. Their events are acked after delivery, so JetStream does not
-// bring them back: until removed, their entries are only stale. Safe for
-// concurrent use.
-type outboxCleanup struct {
+// delivery is one batch's delivery of one event's reply.
+type delivery struct {
+	id        string
+	done      chan struct{} // closed once tried
+	delivered bool          // set before done is closed
+}
+
+// wasDelivered waits until d was tried and reports whether it was delivered.
+func (d *delivery) wasDelivered() bool {
+	<-d.done
+	return d.delivered
+}
+
+// deliveries keeps the replies being delivered, and the delivered ones until
+// they are removed from the outbox: in the next batch's transaction rather
+// than in a commit of their own. Their events are acked after delivery, so
+// JetStream does not bring them back; an event that does come back while
+// its reply is still in hand (it outlasted AckWait while waiting in the
+// consumer's buffer, or its ack was lost) finds that delivery through
+// follow, inside its batch's transaction, and does not send the reply
+// again. Safe for concurrent use.
+type deliveries struct {
 	db  *store.DB
 	log *slog.Logger
 
-	mu    sync.Mutex
-	ids   []string
-	timer *time.Timer
+	mu      sync.Mutex
+	latest  map[string]*delivery // by event id: in hand, or delivered and still in the outbox
+	removed []string             // delivered, to remove from the outbox
+	timer   *time.Timer
+	closed  bool
 }
 
-// delivered notes that id's reply was delivered.
-func (o *outboxCleanup) delivered(id string) {
+// begin registers a delivery of id's reply.
+func (o *deliveries) begin(id string) *delivery {
+	d := &delivery{id: id, done: make(chan struct{})}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.ids = append(o.ids, id)
+	if o.latest == nil {
+		o.latest = map[string]*delivery{}
+	}
+	o.latest[id] = d
+	return d
+}
+
+// end records how d went. A delivered reply is removed from the outbox
+// soon; an undelivered one stays there for the event's retry.
+func (o *deliveries) end(d *delivery, delivered bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	d.delivered = delivered
+	close(d.done)
+	if !delivered {
+		if o.latest[d.id] == d {
+			delete(o.latest, d.id)
+		}
+		return
+	}
+	o.removed = append(o.removed, d.id)
+	if o.closed {
+		return
+	}
 	if o.timer == nil {
 		o.timer = time.AfterFunc(outboxCleanupDelay, o.flush)
 	} else {
@@ -165,28 +221,53 @@ func (o *outboxCleanup) delivered(id string) {
 	}
 }
 
-// take returns the delivered ids and forgets them: the caller removes them,
-// or hands them back with putBack.
-func (o *outboxCleanup) take() []string {
+// follow returns the latest delivery of id's reply that is in hand or not
+// yet removed from the outbox, or nil. Call it inside the transaction that
+// found id's reply in the outbox: the transactions that remove delivered
+// replies (removeIn) cannot run meanwhile.
+func (o *deliveries) follow(id string) *delivery {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	ids := o.ids
-	o.ids = nil
-	return ids
+	return o.latest[id]
 }
 
-func (o *outboxCleanup) putBack(ids []string) {
+// removeIn removes the delivered replies from the outbox inside tx, and
+// returns their ids for settle.
+func (o *deliveries) removeIn(tx *store.Tx) ([]string, error) {
+	o.mu.Lock()
+	ids := o.removed
+	o.removed = nil
+	o.mu.Unlock()
+	if err := tx.DeleteOutbox(ids...); err != nil {
+		o.settle(ids, false)
+		return nil, err
+	}
+	return ids, nil
+}
+
+// settle is called once the transaction that removed ids ended: committed,
+// their deliveries are forgotten; rolled back, they are removed next time.
+func (o *deliveries) settle(ids []string, committed bool) {
 	if len(ids) == 0 {
 		return
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.ids = append(o.ids, ids...)
+	if !committed {
+		o.removed = append(o.removed, ids...)
+		return
+	}
+	for _, id := range ids {
+		if d := o.latest[id]; d != nil && d.delivered {
+			delete(o.latest, id)
+		}
+	}
 }
 
 // close stops the timer and flushes: at Stop, once no batch is in hand.
-func (o *outboxCleanup) close() {
+func (o *deliveries) close() {
 	o.mu.Lock()
+	o.closed = true
 	if o.timer != nil {
 		o.timer.Stop()
 	}
@@ -196,13 +277,25 @@ func (o *outboxCleanup) close() {
 
 // flush removes the delivered replies from the outbox in a commit of its
 // own: when no batch came to do it, and at Stop.
-func (o *outboxCleanup) flush() {
-	ids := o.take()
-	if len(ids) == 0 {
-		return
-	}
-	if err := o.db.DeleteOutbox(ids...); err != nil {
-		o.putBack(ids)
-		o.log.Warn("outbox cleanup failed; will retry", "err", err)
+func (o *deliveries) flush() {
+	var ids []string
+	err := o.db.Update(func(tx *store.Tx) error {
+		var err error
+		ids, err = o.removeIn(tx)
+		if err == nil && len(ids) == 0 {
+			return errNothingToRemove
+		}
+		return err
+	})
+	switch {
+	case errors.Is(err, errNothingToRemove):
+	case err != nil:
+		o.settle(ids, false)
+		o.log.Warn("outbox cleanup failed; will retry with the next batch", "err", err)
+	default:
+		o.settle(ids, true)
 	}
 }
+
+// errNothingToRemove rolls back a flush that found nothing to do.
+var errNothingToRemove = errors.New("nothing to remove")

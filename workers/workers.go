@@ -79,7 +79,7 @@ type Service struct {
 	codeLocks keyedMutex
 	lanes     replyLanes    // each person's replies, in order across batches
 	sendSlots chan struct{} // custom sends in flight (ReplyConcurrency)
-	outbox    outboxCleanup // delivered replies not yet removed from the outbox
+	outbox    deliveries    // replies in hand, and delivered ones still in the outbox
 
 	mu        sync.Mutex
 	consumer  *events.Consumer
@@ -195,8 +195,8 @@ func (s *Service) Ready() error {
 	return nil
 }
 
-// Stop stops answering operations and pruning, and finishes the batch in
-// hand.
+// Stop stops answering operations and pruning, finishes the batches in
+// hand and removes their delivered replies from the outbox.
 func (s *Service) Stop() {
 	s.mu.Lock()
 	subs, c, stopPrune := s.subs, s.consumer, s.stopPrune
@@ -238,10 +238,14 @@ func (s *Service) RecordBatch(ctx context.Context, evs []events.Event) (finish f
 		scans []scanOutcome // committed with the batch
 		dups  int
 	)
-	delivered := s.outbox.take()
+	follow := make([]*delivery, len(evs))
+	var removed []string // delivered replies this transaction removes from the outbox
+	committed := false
+	defer func() { s.outbox.settle(removed, committed) }()
 	err := s.db.Update(func(tx *store.Tx) error {
 		scans, dups = scans[:0], 0
-		if err := tx.DeleteOutbox(delivered...); err != nil {
+		var err error
+		if removed, err = s.outbox.removeIn(tx); err != nil {
 			return err
 		}
 		seen := make(map[string]bool, len(evs))
@@ -264,6 +268,7 @@ func (s *Service) RecordBatch(ctx context.Context, evs []events.Event) (finish f
 					var r events.Reply
 					if err := json.Unmarshal(b, &r); err == nil {
 						replies[i] = &r
+						follow[i] = s.outbox.follow(e.ID)
 					}
 				}
 				continue
@@ -295,8 +300,8 @@ func (s *Service) RecordBatch(ctx context.Context, evs []events.Event) (finish f
 		}
 		return nil
 	})
+	committed = err == nil
 	if err != nil {
-		s.outbox.putBack(delivered)
 		err = fmt.Errorf("workers: record batch of %d: %w", len(evs), err)
 		s.log.Error("batch not recorded; will retry", "err", err)
 		for i := range errs {
@@ -309,7 +314,7 @@ func (s *Service) RecordBatch(ctx context.Context, evs []events.Event) (finish f
 	}
 	s.metrics.duplicates.Add(float64(dups))
 	s.notifyScans()
-	send := s.planReplies(evs, replies, errs)
+	send := s.planReplies(evs, replies, follow, errs)
 	return func() []error {
 		send(ctx)
 		return errs

@@ -683,3 +683,47 @@ func TestDeliveredRepliesLeaveTheOutbox(t *testing.T) {
 		t.Fatalf("oAnn's replies %q, want 2", got)
 	}
 }
+
+// TestEventBackWhileItsReplyIsInHand: an event comes back (it outlasted
+// AckWait in the consumer's buffer, or its ack was lost) and its batch is
+// recorded while an earlier batch still holds its reply. The reply goes out
+// once: the later copy sends it only if the earlier delivery failed.
+func TestEventBackWhileItsReplyIsInHand(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		firstFails bool
+	}{
+		{name: "earlier delivery succeeds"},
+		{name: "earlier delivery fails", firstFails: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := MustHarness(t)
+			st := h.openStocktake(t)
+			h.bind(t, "oAnn", "E001", "111111")
+			ctx := context.Background()
+			e := scanEvent(t, "oAnn", "EAN_13,1111")
+			if tt.firstFails {
+				h.fake.FailNext("/cgi-bin/message/custom/send", 503, 1)
+			}
+			finish1 := h.svc.RecordBatch(ctx, []events.Event{e})
+			finish2 := h.svc.RecordBatch(ctx, []events.Event{e}) // the copy that came back
+			errs2 := make(chan []error, 1)
+			go func() { errs2 <- finish2() }()
+			errs1 := finish1()
+			if got := errs1[0] != nil; got != tt.firstFails {
+				t.Fatalf("first delivery errs=%v, want failure=%v", errs1, tt.firstFails)
+			}
+			if errs := <-errs2; errs[0] != nil {
+				t.Fatalf("second copy errs=%v", errs)
+			}
+			time.Sleep(100 * time.Millisecond)
+			if got := h.sentTo(t, "oAnn", 1); len(got) != 1 {
+				t.Fatalf("oAnn got %d replies %q, want 1", len(got), got)
+			}
+			if got, want := len(h.scans(t, st.ID)), 1; got != want {
+				t.Fatalf("scans=%d, want %d", got, want)
+			}
+			h.outboxEmpties(t)
+		})
+	}
+}
