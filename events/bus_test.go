@@ -225,19 +225,26 @@ func TestConsumeAcksRetriesAndDeadLetters(t *testing.T) {
 		}
 	}
 	// Everything is acked or terminated: nothing pending.
-	deadline = time.Now().Add(5 * time.Second)
+	waitSettled(t, c)
+}
+
+// waitSettled waits until c has nothing pending and nothing waiting for an
+// ack, for at most 5 s.
+func waitSettled(tb testing.TB, c *events.Consumer) {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
 	for {
-		info, err := c.Info(ctx)
+		info, err := c.Info(context.Background())
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		if info.NumAckPending == 0 && info.NumPending == 0 {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("consumer still has ack pending=%d pending=%d", info.NumAckPending, info.NumPending)
+			tb.Fatalf("consumer still has ack pending=%d pending=%d", info.NumAckPending, info.NumPending)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -360,20 +360,7 @@ func TestConsumeStagedOverlapsFinishWithTheNextBatch(t *testing.T) {
 	if got := <-finished; got != "first" {
 		t.Fatalf("finished %q, want first", got)
 	}
-	deadline = time.Now().Add(5 * time.Second)
-	for {
-		info, err := c.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.NumAckPending == 0 && info.NumPending == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ack pending=%d pending=%d after both finished", info.NumAckPending, info.NumPending)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitSettled(t, c)
 	mu.Lock()
 	defer mu.Unlock()
 	if got, want := strings.Join(order, ","), "first,second"; got != want {
