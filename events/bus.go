@@ -322,9 +322,9 @@ func (b *Bus) Publish(ctx context.Context, e Event, wait time.Duration) (*Reply,
 	if e.RequestID != "" {
 		msg.Header[RequestIDHeader] = []string{e.RequestID}
 	}
-	pctx, cancel := context.WithTimeout(ctx, b.opts.PublishTimeout)
-	defer cancel()
-	ack, err := b.publish(pctx, msg)
+	// PublishTimeout bounds the wait for the acknowledgement: the
+	// connection's async publish timeout (set in Connect) fails the future.
+	ack, err := b.publish(ctx, msg)
 	b.opts.Metrics.publishSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		b.opts.Metrics.published.WithLabelValues(resultError).Inc()

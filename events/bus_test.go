@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/wxscan/wxscan/events"
 	"github.com/wxscan/wxscan/events/eventstest"
@@ -89,6 +93,43 @@ func TestPublishFailsFastWhenNATSIsDown(t *testing.T) {
 	}
 	if err := bus.Ready(context.Background()); err == nil {
 		t.Fatal("Ready=nil with NATS down")
+	}
+}
+
+// A stream that takes the event but never acknowledges it (here a plain
+// subscriber stands in for a JetStream that hangs): Publish gives up after
+// PublishTimeout, so that the callback answers 503 in time.
+func TestPublishGivesUpAfterPublishTimeout(t *testing.T) {
+	srv := eventstest.MustServer(t)
+	bus, err := events.Connect(context.Background(), events.Options{
+		URL: srv.ClientURL(), AppID: "wxnostream", Name: t.Name(),
+		PublishTimeout: 200 * time.Millisecond,
+		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	sink, err := bus.Conn().Subscribe("wechat.wxnostream.>", func(*nats.Msg) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Unsubscribe()
+	if err := bus.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	e, err := events.Parse("wxnostream", mustRead(t, "text.xml"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = bus.Publish(context.Background(), e, 0)
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("publish succeeded without an acknowledgement")
+	}
+	if took < 150*time.Millisecond || took > time.Second {
+		t.Fatalf("publish gave up after %v, want about the 200ms PublishTimeout", took)
 	}
 }
 
