@@ -97,14 +97,17 @@ var (
 	bucketLocations      = []byte("locations")
 	bucketProcessed      = []byte("processed")    // event id -> unix nano
 	bucketProcessedByAge = []byte("processed_at") // unix nano + event id -> nil
-	bucketTokens         = []byte("tokens")
-	bucketOutbox         = []byte("outbox")          // event id -> reply not yet delivered
-	bucketItems          = []byte("items")           // code -> sku, name, unit
-	bucketItemsBySKU     = []byte("items_by_sku")    // sku 0 code -> name
-	bucketOpenStocktakes = []byte("open_stocktakes") // stocktake id -> nil
-	bucketExpected       = []byte("expected")        // stocktake id -> bucket of location 0 sku -> qty
-	bucketScanStats      = []byte("scan_stats")      // stocktake id -> bucket of running aggregates (stats.go)
-	bucketScanIndex      = []byte("scan_index")      // openid 0 sequence -> stocktake id + seq
+	// WeChat events processed since schema 5, keyed so that marks append:
+	// unix second the event was received + event id -> unix nano processed.
+	bucketProcessedEvents = []byte("processed_events")
+	bucketTokens          = []byte("tokens")
+	bucketOutbox          = []byte("outbox")          // event id -> reply not yet delivered
+	bucketItems           = []byte("items")           // code -> sku, name, unit
+	bucketItemsBySKU      = []byte("items_by_sku")    // sku 0 code -> name
+	bucketOpenStocktakes  = []byte("open_stocktakes") // stocktake id -> nil
+	bucketExpected        = []byte("expected")        // stocktake id -> bucket of location 0 sku -> qty
+	bucketScanStats       = []byte("scan_stats")      // stocktake id -> bucket of running aggregates (stats.go)
+	bucketScanIndex       = []byte("scan_index")      // openid 0 sequence -> stocktake id + seq
 
 	keySchemaVersion = []byte("schema_version")
 	keyOpenStocktake = []byte("open_stocktake") // until version 3: the one open stocktake
@@ -187,6 +190,16 @@ var migrations = []func(*bbolt.Tx) error{
 			if err := tx.DeleteBucket(bucketScanCounts); err != nil {
 				return fmt.Errorf("drop bucket %s: %w", bucketScanCounts, err)
 			}
+		}
+		return nil
+	},
+	// 5: processed WeChat events keyed by when they were received, so that
+	// marking one appends instead of dirtying a page anywhere in a B+tree
+	// of random ids. Marks made before stay in processed (still looked up)
+	// until pruned.
+	func(tx *bbolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucketProcessedEvents); err != nil {
+			return fmt.Errorf("create bucket %s: %w", bucketProcessedEvents, err)
 		}
 		return nil
 	},

@@ -1,14 +1,62 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"time"
+
+	"go.etcd.io/bbolt"
 )
+
+// EventProcessed reports whether the WeChat event eventID, received at
+// received (Event.ReceivedAt, the same on every delivery of the stored
+// event), was marked with MarkEventProcessed, or with MarkProcessed before
+// schema 5. With MarkEventProcessed in the same Update it makes a handler
+// idempotent: a redelivered event finds its mark and records nothing new.
+func (tx *Tx) EventProcessed(eventID string, received time.Time) (bool, error) {
+	if k, ok := eventKey(eventID, received); ok && tx.tx.Bucket(bucketProcessedEvents).Get(k) != nil {
+		return true, nil
+	}
+	return tx.Processed(eventID)
+}
+
+// MarkEventProcessed marks the WeChat event eventID, received at received,
+// as processed at at. Events arrive in about the order they were received,
+// so marks append to their bucket. Without a received time it is
+// MarkProcessed.
+func (tx *Tx) MarkEventProcessed(eventID string, received, at time.Time) error {
+	if eventID == "" {
+		return fmt.Errorf("store: mark processed: empty event id: %w", ErrInvalid)
+	}
+	k, ok := eventKey(eventID, received)
+	if !ok {
+		return tx.MarkProcessed(eventID, at)
+	}
+	b := tx.tx.Bucket(bucketProcessedEvents)
+	b.FillPercent = 0.9 // mostly appended
+	if b.Get(k) != nil {
+		return nil
+	}
+	if err := b.Put(k, u64(uint64(max(at.UnixNano(), 0)))); err != nil {
+		return fmt.Errorf("store: mark processed %s: %w", eventID, err)
+	}
+	return nil
+}
+
+// eventKey is eventID's key in processed_events: the second it was
+// received, then the id. ok is false without a received time.
+func eventKey(eventID string, received time.Time) (k []byte, ok bool) {
+	sec := received.Unix()
+	if received.IsZero() || sec <= 0 {
+		return nil, false
+	}
+	return append(u64(uint64(sec)), eventID...), true
+}
 
 // Processed reports whether eventID was marked processed. With MarkProcessed
 // in the same Update it makes a handler idempotent: a redelivered event
-// finds its id and records nothing new.
+// finds its id and records nothing new. WeChat events use EventProcessed.
 func (tx *Tx) Processed(eventID string) (bool, error) {
 	return tx.tx.Bucket(bucketProcessed).Get([]byte(eventID)) != nil, nil
 }
@@ -35,37 +83,52 @@ func (tx *Tx) MarkProcessed(eventID string, at time.Time) error {
 	return nil
 }
 
-// PruneProcessed forgets the event ids marked processed before before, with
-// any reply of theirs left in the outbox, and returns how many; when there
-// are none it writes nothing. Prune only ids
-// older than the stream can redeliver (its max age), or a redelivered event
-// would be processed twice.
+// receiptMargin is how much longer a received-time mark is kept than
+// PruneProcessed's bound: an event is stored in the stream a moment after it
+// is received, so its message outlives its receipt by that moment.
+const receiptMargin = time.Hour
+
+// PruneProcessed forgets the event ids marked processed before before (for
+// WeChat events marked with MarkEventProcessed: received more than an hour
+// before before), with any reply of theirs left in the outbox, and returns
+// how many; when there are none it writes nothing. Prune only ids older than
+// the stream can redeliver (its max age), or a redelivered event would be
+// processed twice.
 func (db *DB) PruneProcessed(before time.Time) (int, error) {
 	var n int
 	err := db.Update(func(tx *Tx) error {
 		n = 0
-		idx, b, out := tx.tx.Bucket(bucketProcessedByAge), tx.tx.Bucket(bucketProcessed), tx.tx.Bucket(bucketOutbox)
-		limit := uint64(max(before.UnixNano(), 0))
-		var stale [][]byte
-		c := idx.Cursor()
-		for k, _ := c.First(); k != nil && getU64(k[:8]) < limit; k, _ = c.Next() {
-			stale = append(stale, append([]byte(nil), k...))
+		out := tx.tx.Bucket(bucketOutbox)
+		// A reply left in the outbox (a crash between its delivery and its
+		// removal) can no longer be asked for once the stream cannot bring
+		// its event back.
+		forget := func(b *bbolt.Bucket, key []byte, id []byte) error {
+			if err := b.Delete(key); err != nil {
+				return fmt.Errorf("store: prune processed: %w", err)
+			}
+			if err := out.Delete(id); err != nil {
+				return fmt.Errorf("store: prune processed: %w", err)
+			}
+			n++
+			return nil
 		}
-		for _, k := range stale {
+		// Marks by id, with their age index.
+		idx, byID := tx.tx.Bucket(bucketProcessedByAge), tx.tx.Bucket(bucketProcessed)
+		for _, k := range keysBelow(idx, uint64(max(before.UnixNano(), 0))) {
 			if err := idx.Delete(k); err != nil {
 				return fmt.Errorf("store: prune processed: %w", err)
 			}
-			if err := b.Delete(k[8:]); err != nil {
-				return fmt.Errorf("store: prune processed: %w", err)
-			}
-			// A reply left in the outbox (a crash between its delivery and
-			// its removal) can no longer be asked for: the stream will not
-			// bring its event back.
-			if err := out.Delete(k[8:]); err != nil {
-				return fmt.Errorf("store: prune processed: %w", err)
+			if err := forget(byID, k[8:], k[8:]); err != nil {
+				return err
 			}
 		}
-		n = len(stale)
+		// Marks by received time.
+		events := tx.tx.Bucket(bucketProcessedEvents)
+		for _, k := range keysBelow(events, uint64(max(before.Add(-receiptMargin).Unix(), 0))) {
+			if err := forget(events, k, k[8:]); err != nil {
+				return err
+			}
+		}
 		if n == 0 {
 			return errNothingToWrite
 		}
@@ -78,4 +141,15 @@ func (db *DB) PruneProcessed(before time.Time) (int, error) {
 		return 0, err
 	}
 	return n, nil
+}
+
+// keysBelow returns copies of b's keys whose first 8 bytes, big-endian, are
+// below limit: b's keys start with a time.
+func keysBelow(b *bbolt.Bucket, limit uint64) [][]byte {
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && len(k) >= 8 && getU64(k[:8]) < limit; k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	return keys
 }

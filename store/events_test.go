@@ -93,3 +93,108 @@ func TestPruneProcessed(t *testing.T) {
 		})
 	}
 }
+
+// WeChat events are marked by the time they were received, so that marks
+// append; a mark made by id (before schema 5, or without a received time)
+// is still found.
+func TestEventProcessed(t *testing.T) {
+	db := MustOpen(t)
+	received := t0.Add(-time.Minute)
+	err := db.Update(func(tx *store.Tx) error {
+		if err := tx.MarkEventProcessed("new", received, t0); err != nil {
+			return err
+		}
+		if err := tx.MarkProcessed("legacy", t0); err != nil { // as before schema 5
+			return err
+		}
+		return tx.MarkEventProcessed("untimed", time.Time{}, t0)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name     string
+		id       string
+		received time.Time
+		want     bool
+	}{
+		{"marked", "new", received, true},
+		{"another event", "other", received, false},
+		{"marked by id before schema 5", "legacy", received, true},
+		{"marked without a received time", "untimed", time.Time{}, true},
+		{"unknown without a received time", "other", time.Time{}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var got bool
+			err := db.View(func(tx *store.Tx) error {
+				var err error
+				got, err = tx.EventProcessed(tt.id, tt.received)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Fatalf("EventProcessed(%q)=%v, want %v", tt.id, got, tt.want)
+			}
+		})
+	}
+	// Marking again changes nothing; an empty id is refused.
+	err = db.Update(func(tx *store.Tx) error { return tx.MarkEventProcessed("new", received, t0.Add(time.Hour)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *store.Tx) error { return tx.MarkEventProcessed("", received, t0) })
+	if !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("MarkEventProcessed(\"\") err=%v, want ErrInvalid", err)
+	}
+}
+
+// Marks by received time are pruned an hour later than marks by id: an
+// event is stored a moment after it is received.
+func TestPruneProcessedEvents(t *testing.T) {
+	db := MustOpen(t)
+	err := db.Update(func(tx *store.Tx) error {
+		for i, id := range []string{"a", "b", "c"} {
+			received := t0.Add(time.Duration(i) * time.Hour)
+			if err := tx.MarkEventProcessed(id, received, received); err != nil {
+				return err
+			}
+			if err := tx.PutOutbox(id, []byte(`{}`)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Bound t0+2h: "a" (received t0) was received more than an hour before
+	// it; "b" (t0+1h) and "c" (t0+2h) are within the hour's margin.
+	n, err := db.PruneProcessed(t0.Add(2 * time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := n, 1; got != want {
+		t.Fatalf("pruned=%d, want %d", got, want)
+	}
+	for id, want := range map[string]bool{"a": false, "b": true, "c": true} {
+		var got bool
+		if err := db.View(func(tx *store.Tx) error {
+			var err error
+			got, err = tx.EventProcessed(id, t0.Add(time.Duration(id[0]-'a')*time.Hour))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("%s processed=%v after prune, want %v", id, got, want)
+		}
+	}
+	if got, err := db.OutboxLen(); err != nil || got != 2 {
+		t.Fatalf("outbox=%d, %v, want 2: the pruned mark's reply goes with it", got, err)
+	}
+	if n, err := db.PruneProcessed(t0.Add(2 * time.Hour)); err != nil || n != 0 {
+		t.Fatalf("second prune=%d, %v, want 0", n, err)
+	}
+}

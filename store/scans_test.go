@@ -342,7 +342,8 @@ func TestTx_Lookups(t *testing.T) {
 }
 
 // benchScans records b.N scans, perUpdate per Update as the scan consumer does
-// (Processed, RecordScan, MarkProcessed), into a database with real fsync.
+// (EventProcessed, RecordScan, MarkEventProcessed), into a database with real
+// fsync.
 // With items > 0 an item master of that many codes is imported first, one
 // of which every scanned code is.
 func benchScans(b *testing.B, perUpdate, items int, opts store.Options) {
@@ -379,13 +380,13 @@ func benchScans(b *testing.B, perUpdate, items int, opts store.Options) {
 		start, cpuStart := time.Now(), cpuTime()
 		err := db.Update(func(tx *store.Tx) error {
 			for _, s := range scans {
-				if done, err := tx.Processed(s.EventID); err != nil || done {
+				if done, err := tx.EventProcessed(s.EventID, s.ScannedAt); err != nil || done {
 					return err
 				}
 				if _, err := tx.RecordScan(s); err != nil {
 					return err
 				}
-				if err := tx.MarkProcessed(s.EventID, s.ScannedAt); err != nil {
+				if err := tx.MarkEventProcessed(s.EventID, s.ScannedAt, s.ScannedAt); err != nil {
 					return err
 				}
 			}

@@ -123,15 +123,17 @@ func TestPruningRuns(t *testing.T) {
 		c.PruneInterval = 20 * time.Millisecond
 		c.ProcessedRetention = 48 * time.Hour
 	})
-	h.openStocktake(t)
+	st := h.openStocktake(t)
 	h.bind(t, "oAnn", "E001", "111111") // an OAuth use, a session
 	h.submit(t, h.session(t, "oBob"), "E002", "000000")
 	old := scanEvent(t, "oAnn", "EAN_13,1")
+	old.ReceivedAt = h.clock()
 	if errs := h.svc.HandleBatch(context.Background(), []events.Event{old}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
 	h.advance(24 * time.Hour)
 	recent := scanEvent(t, "oAnn", "EAN_13,2")
+	recent.ReceivedAt = h.clock()
 	if errs := h.svc.HandleBatch(context.Background(), []events.Event{recent}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
@@ -141,13 +143,16 @@ func TestPruningRuns(t *testing.T) {
 			t.Fatalf("setup left %s empty: %v", b, c)
 		}
 	}
-	if got, want := c["processed"], 2; got != want {
-		t.Fatalf("processed=%d, want %d", got, want)
+	if got, want := c["processed_events"], 2; got != want {
+		t.Fatalf("processed_events=%d, want %d", got, want)
 	}
-	h.advance(25 * time.Hour) // old is 49 h old, recent 25 h; everything else expired
+	// old was received 50 h ago, more than the 48 h retention and the hour
+	// by which an event's stream message outlives its receipt; recent 26 h
+	// ago; everything else expired.
+	h.advance(26 * time.Hour)
 	want := map[string]int{
 		"oauth_used_states": 0, "oauth_used_codes": 0, "bind_sessions": 0,
-		"bind_attempts": 0, "bind_attempts_openid": 0, "processed": 1, "processed_at": 1,
+		"bind_attempts": 0, "bind_attempts_openid": 0, "processed_events": 1, "processed": 0, "processed_at": 0,
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -168,7 +173,10 @@ func TestPruningRuns(t *testing.T) {
 	if errs := h.svc.HandleBatch(context.Background(), []events.Event{recent}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
-	if got, want := h.counts(t)["processed"], 1; got != want {
-		t.Fatalf("processed after redelivery=%d, want %d", got, want)
+	if got, want := h.counts(t)["processed_events"], 1; got != want {
+		t.Fatalf("processed_events after redelivery=%d, want %d", got, want)
+	}
+	if got, want := len(h.scans(t, st.ID)), 2; got != want {
+		t.Fatalf("scans=%d, want %d: the redelivery recorded again", got, want)
 	}
 }

@@ -254,7 +254,7 @@ func (s *Service) RecordBatch(ctx context.Context, evs []events.Event) (finish f
 				continue
 			}
 			seen[e.ID] = true
-			done, err := tx.Processed(e.ID)
+			done, err := tx.EventProcessed(e.ID, e.ReceivedAt)
 			if err != nil {
 				return err
 			}
@@ -281,7 +281,7 @@ func (s *Service) RecordBatch(ctx context.Context, evs []events.Event) (finish f
 				errs[i] = events.Permanent(err)
 				continue
 			}
-			if err := tx.MarkProcessed(e.ID, now); err != nil {
+			if err := tx.MarkEventProcessed(e.ID, e.ReceivedAt, now); err != nil {
 				return err
 			}
 			if out != nil {
