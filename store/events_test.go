@@ -44,21 +44,7 @@ func TestProcessed(t *testing.T) {
 
 func TestPruneProcessed(t *testing.T) {
 	db := MustOpen(t)
-	err := db.Update(func(tx *store.Tx) error {
-		for i, id := range []string{"a", "b", "c", "d"} {
-			if err := tx.MarkProcessed(id, t0.Add(time.Duration(i)*time.Hour)); err != nil {
-				return err
-			}
-			// a reply left behind (a crash between delivery and removal)
-			if err := tx.PutOutbox(id, []byte(`{}`)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	markHourly(t, db, func(tx *store.Tx, id string, at time.Time) error { return tx.MarkProcessed(id, at) }, "a", "b", "c", "d")
 	for _, tt := range []struct {
 		name   string
 		before time.Time
@@ -154,21 +140,7 @@ func TestEventProcessed(t *testing.T) {
 // event is stored a moment after it is received.
 func TestPruneProcessedEvents(t *testing.T) {
 	db := MustOpen(t)
-	err := db.Update(func(tx *store.Tx) error {
-		for i, id := range []string{"a", "b", "c"} {
-			received := t0.Add(time.Duration(i) * time.Hour)
-			if err := tx.MarkEventProcessed(id, received, received); err != nil {
-				return err
-			}
-			if err := tx.PutOutbox(id, []byte(`{}`)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	markHourly(t, db, func(tx *store.Tx, id string, at time.Time) error { return tx.MarkEventProcessed(id, at, at) }, "a", "b", "c")
 	// Bound t0+2h: "a" (received t0) was received more than an hour before
 	// it; "b" (t0+1h) and "c" (t0+2h) are within the hour's margin.
 	n, err := db.PruneProcessed(t0.Add(2 * time.Hour))
@@ -196,5 +168,25 @@ func TestPruneProcessedEvents(t *testing.T) {
 	}
 	if n, err := db.PruneProcessed(t0.Add(2 * time.Hour)); err != nil || n != 0 {
 		t.Fatalf("second prune=%d, %v, want 0", n, err)
+	}
+}
+
+// markHourly marks ids processed with mark, an hour apart from t0, each
+// with a reply left in the outbox (a crash between delivery and removal).
+func markHourly(tb testing.TB, db *store.DB, mark func(tx *store.Tx, id string, at time.Time) error, ids ...string) {
+	tb.Helper()
+	err := db.Update(func(tx *store.Tx) error {
+		for i, id := range ids {
+			if err := mark(tx, id, t0.Add(time.Duration(i)*time.Hour)); err != nil {
+				return err
+			}
+			if err := tx.PutOutbox(id, []byte(`{}`)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
 	}
 }
