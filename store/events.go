@@ -148,7 +148,7 @@ func (db *DB) PruneProcessed(before time.Time) (int, error) {
 func keysBelow(b *bbolt.Bucket, limit uint64) [][]byte {
 	var keys [][]byte
 	c := b.Cursor()
-	for k, _ := c.First(); k != nil && len(k) >= 8 && getU64(k[:8]) < limit; k, _ = c.Next() {
+	for k, _ := c.First(); len(k) >= 8 && getU64(k[:8]) < limit; k, _ = c.Next() {
 		keys = append(keys, bytes.Clone(k))
 	}
 	return keys
