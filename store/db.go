@@ -98,7 +98,7 @@ var (
 	bucketProcessed      = []byte("processed")    // event id -> unix nano
 	bucketProcessedByAge = []byte("processed_at") // unix nano + event id -> nil
 	// WeChat events processed since schema 5, keyed so that marks append:
-	// unix second the event was received + event id -> unix nano processed.
+	// the event's CreateTime (unix second) + event id -> unix nano processed.
 	bucketProcessedEvents = []byte("processed_events")
 	bucketTokens          = []byte("tokens")
 	bucketOutbox          = []byte("outbox")          // event id -> reply not yet delivered
@@ -193,7 +193,7 @@ var migrations = []func(*bbolt.Tx) error{
 		}
 		return nil
 	},
-	// 5: processed WeChat events keyed by when they were received, so that
+	// 5: processed WeChat events keyed by when they were created, so that
 	// marking one appends instead of dirtying a page anywhere in a B+tree
 	// of random ids. Marks made before stay in processed (still looked up)
 	// until pruned.

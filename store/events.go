@@ -9,28 +9,33 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// EventProcessed reports whether the WeChat event eventID, received at
-// received (Event.ReceivedAt, the same on every delivery of the stored
-// event), was marked with MarkEventProcessed, or with MarkProcessed before
+// EventProcessed reports whether the WeChat event eventID, created at
+// created (its CreateTime, part of the event and the same in every copy of
+// it), was marked with MarkEventProcessed, or with MarkProcessed before
 // schema 5. With MarkEventProcessed in the same Update it makes a handler
-// idempotent: a redelivered event finds its mark and records nothing new.
-func (tx *Tx) EventProcessed(eventID string, received time.Time) (bool, error) {
-	if k, ok := eventKey(eventID, received); ok && tx.tx.Bucket(bucketProcessedEvents).Get(k) != nil {
+// idempotent: a redelivered event, or a second stored copy of it, finds its
+// mark and records nothing new.
+func (tx *Tx) EventProcessed(eventID string, created time.Time) (bool, error) {
+	if k, ok := eventKey(eventID, created); ok && tx.tx.Bucket(bucketProcessedEvents).Get(k) != nil {
 		return true, nil
 	}
 	return tx.Processed(eventID)
 }
 
-// MarkEventProcessed marks the WeChat event eventID, received at received,
-// as processed at at. Events arrive in about the order they were received,
-// so marks append to their bucket. Without a received time it is
-// MarkProcessed.
-func (tx *Tx) MarkEventProcessed(eventID string, received, at time.Time) error {
+// MarkEventProcessed marks the WeChat event eventID, created at created, as
+// processed at at. Events come in about the order they were created, so
+// their marks are keyed by that time and append to their bucket; pruning
+// walks its front. An event processed more than an hour away from its
+// creation time (replayed from the dead letters days later, a clock that is
+// off, no creation time) is marked by id instead (MarkProcessed), where it
+// is pruned by when it was processed: its mark must outlive the stream
+// message that carries it.
+func (tx *Tx) MarkEventProcessed(eventID string, created, at time.Time) error {
 	if eventID == "" {
 		return fmt.Errorf("store: mark processed: empty event id: %w", ErrInvalid)
 	}
-	k, ok := eventKey(eventID, received)
-	if !ok {
+	k, ok := eventKey(eventID, created)
+	if !ok || at.Sub(created).Abs() > receiptMargin {
 		return tx.MarkProcessed(eventID, at)
 	}
 	b := tx.tx.Bucket(bucketProcessedEvents)
@@ -45,10 +50,10 @@ func (tx *Tx) MarkEventProcessed(eventID string, received, at time.Time) error {
 }
 
 // eventKey is eventID's key in processed_events: the second it was
-// received, then the id. ok is false without a received time.
-func eventKey(eventID string, received time.Time) (k []byte, ok bool) {
-	sec := received.Unix()
-	if received.IsZero() || sec <= 0 {
+// created, then the id. ok is false without a creation time.
+func eventKey(eventID string, created time.Time) (k []byte, ok bool) {
+	sec := created.Unix()
+	if created.IsZero() || sec <= 0 {
 		return nil, false
 	}
 	return append(u64(uint64(sec)), eventID...), true
@@ -83,14 +88,16 @@ func (tx *Tx) MarkProcessed(eventID string, at time.Time) error {
 	return nil
 }
 
-// receiptMargin is how much longer a received-time mark is kept than
-// PruneProcessed's bound: an event is stored in the stream a moment after it
-// is received, so its message outlives its receipt by that moment.
+// receiptMargin bounds how far an event's creation time may be from when it
+// is processed for its mark to be keyed by that time, and is how much
+// longer such a mark is kept than PruneProcessed's bound: an event is
+// stored in the stream a little after it was created, so its message
+// outlives its creation time by that much.
 const receiptMargin = time.Hour
 
 // PruneProcessed forgets the event ids marked processed before before (for
-// WeChat events marked with MarkEventProcessed: received more than an hour
-// before before), with any reply of theirs left in the outbox, and returns
+// WeChat events marked by creation time: created more than an hour before
+// before), with any reply of theirs left in the outbox, and returns
 // how many; when there are none it writes nothing. Prune only ids older than
 // the stream can redeliver (its max age), or a redelivered event would be
 // processed twice.
@@ -122,7 +129,7 @@ func (db *DB) PruneProcessed(before time.Time) (int, error) {
 				return err
 			}
 		}
-		// Marks by received time.
+		// Marks by creation time.
 		events := tx.tx.Bucket(bucketProcessedEvents)
 		for _, k := range keysBelow(events, uint64(max(before.Add(-receiptMargin).Unix(), 0))) {
 			if err := forget(events, k, k[8:]); err != nil {

@@ -80,68 +80,100 @@ func TestPruneProcessed(t *testing.T) {
 	}
 }
 
-// WeChat events are marked by the time they were received, so that marks
-// append; a mark made by id (before schema 5, or without a received time)
-// is still found.
+// WeChat events are marked by their creation time, so that marks append;
+// an event processed far from its creation time, or without one, is marked
+// by id; a mark made by id before schema 5 is still found.
 func TestEventProcessed(t *testing.T) {
 	db := MustOpen(t)
-	received := t0.Add(-time.Minute)
+	now := t0
+	marks := []struct {
+		id      string
+		created time.Time
+	}{
+		{"new", now.Add(-time.Minute)},             // by creation time
+		{"replayed", now.Add(-8 * 24 * time.Hour)}, // from the dead letters, days later: by id
+		{"future", now.Add(2 * time.Hour)},         // a clock that is off: by id
+		{"untimed", time.Time{}},                   // by id
+	}
 	err := db.Update(func(tx *store.Tx) error {
-		if err := tx.MarkEventProcessed("new", received, t0); err != nil {
-			return err
+		for _, m := range marks {
+			if err := tx.MarkEventProcessed(m.id, m.created, now); err != nil {
+				return err
+			}
 		}
-		if err := tx.MarkProcessed("legacy", t0); err != nil { // as before schema 5
-			return err
-		}
-		return tx.MarkEventProcessed("untimed", time.Time{}, t0)
+		return tx.MarkProcessed("legacy", now) // as before schema 5
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	counts, err := db.KeyCounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := counts["processed_events"], 1; got != want {
+		t.Fatalf("marks by creation time=%d, want %d", got, want)
+	}
+	if got, want := counts["processed"], 4; got != want {
+		t.Fatalf("marks by id=%d, want %d", got, want)
+	}
 	for _, tt := range []struct {
-		name     string
-		id       string
-		received time.Time
-		want     bool
+		name    string
+		id      string
+		created time.Time
+		want    bool
 	}{
-		{"marked", "new", received, true},
-		{"another event", "other", received, false},
-		{"marked by id before schema 5", "legacy", received, true},
-		{"marked without a received time", "untimed", time.Time{}, true},
-		{"unknown without a received time", "other", time.Time{}, false},
+		{"marked", "new", marks[0].created, true},
+		{"another event", "other", marks[0].created, false},
+		{"replayed days later", "replayed", marks[1].created, true},
+		{"created in the future", "future", marks[2].created, true},
+		{"marked without a creation time", "untimed", time.Time{}, true},
+		{"marked by id before schema 5", "legacy", marks[0].created, true},
+		{"unknown without a creation time", "other", time.Time{}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var got bool
-			err := db.View(func(tx *store.Tx) error {
-				var err error
-				got, err = tx.EventProcessed(tt.id, tt.received)
-				return err
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != tt.want {
+			if got := eventProcessed(t, db, tt.id, tt.created); got != tt.want {
 				t.Fatalf("EventProcessed(%q)=%v, want %v", tt.id, got, tt.want)
 			}
 		})
 	}
+	// A replayed event's mark outlives the stream's retention counted from
+	// when it was processed, not from its creation.
+	if _, err := db.PruneProcessed(now.Add(-7 * 24 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if !eventProcessed(t, db, "replayed", marks[1].created) {
+		t.Fatal("the replayed event's mark was pruned by its creation time")
+	}
 	// Marking again changes nothing; an empty id is refused.
-	err = db.Update(func(tx *store.Tx) error { return tx.MarkEventProcessed("new", received, t0.Add(time.Hour)) })
+	err = db.Update(func(tx *store.Tx) error { return tx.MarkEventProcessed("new", marks[0].created, now.Add(time.Minute)) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = db.Update(func(tx *store.Tx) error { return tx.MarkEventProcessed("", received, t0) })
+	err = db.Update(func(tx *store.Tx) error { return tx.MarkEventProcessed("", marks[0].created, now) })
 	if !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("MarkEventProcessed(\"\") err=%v, want ErrInvalid", err)
 	}
 }
 
-// Marks by received time are pruned an hour later than marks by id: an
-// event is stored a moment after it is received.
+func eventProcessed(tb testing.TB, db *store.DB, id string, created time.Time) bool {
+	tb.Helper()
+	var got bool
+	if err := db.View(func(tx *store.Tx) error {
+		var err error
+		got, err = tx.EventProcessed(id, created)
+		return err
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	return got
+}
+
+// Marks by creation time are pruned an hour later than marks by id: an
+// event is stored a little after it was created.
 func TestPruneProcessedEvents(t *testing.T) {
 	db := MustOpen(t)
 	markHourly(t, db, func(tx *store.Tx, id string, at time.Time) error { return tx.MarkEventProcessed(id, at, at) }, "a", "b", "c")
-	// Bound t0+2h: "a" (received t0) was received more than an hour before
+	// Bound t0+2h: "a" (created t0) was created more than an hour before
 	// it; "b" (t0+1h) and "c" (t0+2h) are within the hour's margin.
 	n, err := db.PruneProcessed(t0.Add(2 * time.Hour))
 	if err != nil {
@@ -151,15 +183,7 @@ func TestPruneProcessedEvents(t *testing.T) {
 		t.Fatalf("pruned=%d, want %d", got, want)
 	}
 	for id, want := range map[string]bool{"a": false, "b": true, "c": true} {
-		var got bool
-		if err := db.View(func(tx *store.Tx) error {
-			var err error
-			got, err = tx.EventProcessed(id, t0.Add(time.Duration(id[0]-'a')*time.Hour))
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if got != want {
+		if got := eventProcessed(t, db, id, t0.Add(time.Duration(id[0]-'a')*time.Hour)); got != want {
 			t.Fatalf("%s processed=%v after prune, want %v", id, got, want)
 		}
 	}

@@ -64,15 +64,15 @@ func (s *Service) planReplies(evs []events.Event, replies []*events.Reply, follo
 				var held error // set once a reply to user failed: later ones wait for it
 				for _, i := range l.idx {
 					e := evs[i]
-					if held != nil {
-						errs[i] = fmt.Errorf("workers: reply to %s held back: %w", e.ID, held)
-						s.outbox.end(mine[i], false)
-						continue
-					}
 					if f := follow[i]; f != nil && f.wasDelivered() {
 						// The same event came back while an earlier batch
 						// delivered its reply: once is enough.
 						s.outbox.end(mine[i], true)
+						continue
+					}
+					if held != nil {
+						errs[i] = fmt.Errorf("workers: reply to %s held back: %w", e.ID, held)
+						s.outbox.end(mine[i], false)
 						continue
 					}
 					path, err := s.sendReply(ctx, *replies[i])

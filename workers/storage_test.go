@@ -127,13 +127,13 @@ func TestPruningRuns(t *testing.T) {
 	h.bind(t, "oAnn", "E001", "111111") // an OAuth use, a session
 	h.submit(t, h.session(t, "oBob"), "E002", "000000")
 	old := scanEvent(t, "oAnn", "EAN_13,1")
-	old.ReceivedAt = h.clock()
+	old.CreateTime = h.clock().Unix()
 	if errs := h.svc.HandleBatch(context.Background(), []events.Event{old}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
 	h.advance(24 * time.Hour)
 	recent := scanEvent(t, "oAnn", "EAN_13,2")
-	recent.ReceivedAt = h.clock()
+	recent.CreateTime = h.clock().Unix()
 	if errs := h.svc.HandleBatch(context.Background(), []events.Event{recent}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
@@ -146,9 +146,9 @@ func TestPruningRuns(t *testing.T) {
 	if got, want := c["processed_events"], 2; got != want {
 		t.Fatalf("processed_events=%d, want %d", got, want)
 	}
-	// old was received 50 h ago, more than the 48 h retention and the hour
-	// by which an event's stream message outlives its receipt; recent 26 h
-	// ago; everything else expired.
+	// old was created 50 h ago, more than the 48 h retention and the hour
+	// by which an event's stream message may outlive its creation; recent
+	// 26 h ago; everything else expired.
 	h.advance(26 * time.Hour)
 	want := map[string]int{
 		"oauth_used_states": 0, "oauth_used_codes": 0, "bind_sessions": 0,

@@ -254,7 +254,7 @@ func (s *Service) RecordBatch(ctx context.Context, evs []events.Event) (finish f
 				continue
 			}
 			seen[e.ID] = true
-			done, err := tx.EventProcessed(e.ID, e.ReceivedAt)
+			done, err := tx.EventProcessed(e.ID, createdAt(e))
 			if err != nil {
 				return err
 			}
@@ -281,7 +281,7 @@ func (s *Service) RecordBatch(ctx context.Context, evs []events.Event) (finish f
 				errs[i] = events.Permanent(err)
 				continue
 			}
-			if err := tx.MarkEventProcessed(e.ID, e.ReceivedAt, now); err != nil {
+			if err := tx.MarkEventProcessed(e.ID, createdAt(e), now); err != nil {
 				return err
 			}
 			if out != nil {
@@ -374,9 +374,18 @@ func (s *Service) apply(tx *store.Tx, e events.Event) (*events.Reply, *scanOutco
 	return nil, nil, nil
 }
 
-func scanTime(e events.Event) time.Time {
+// createdAt is e's CreateTime, the same in every copy of e, or the zero
+// time when it has none.
+func createdAt(e events.Event) time.Time {
 	if e.CreateTime > 0 {
-		return time.Unix(e.CreateTime, 0).UTC()
+		return time.Unix(e.CreateTime, 0)
+	}
+	return time.Time{}
+}
+
+func scanTime(e events.Event) time.Time {
+	if t := createdAt(e); !t.IsZero() {
+		return t.UTC()
 	}
 	return e.ReceivedAt
 }
