@@ -32,17 +32,8 @@ func (tx *Tx) Outbox(eventID string) ([]byte, error) {
 	return append([]byte(nil), v...), nil
 }
 
-// DeleteOutbox removes the replies of ids (delivered, or given up). Unknown
-// ids are ignored.
-func (db *DB) DeleteOutbox(ids ...string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	return db.Update(func(tx *Tx) error { return tx.DeleteOutbox(ids...) })
-}
-
-// DeleteOutbox removes the replies of ids inside tx. Unknown ids are
-// ignored.
+// DeleteOutbox removes the replies of ids (delivered, or given up) inside
+// tx. Unknown ids are ignored.
 func (tx *Tx) DeleteOutbox(ids ...string) error {
 	b := tx.tx.Bucket(bucketOutbox)
 	for _, id := range ids {

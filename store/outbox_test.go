@@ -29,7 +29,7 @@ func TestOutbox(t *testing.T) {
 	if string(got) != `{"content":"hi"}` {
 		t.Fatalf("outbox=%q", got)
 	}
-	if err := db.DeleteOutbox("e1", "unknown"); err != nil {
+	if err := db.Update(func(tx *store.Tx) error { return tx.DeleteOutbox("e1", "unknown") }); err != nil {
 		t.Fatal(err)
 	}
 	db.View(func(tx *store.Tx) error {
