@@ -2,7 +2,6 @@ package workers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -278,24 +277,20 @@ func (o *deliveries) close() {
 // flush removes the delivered replies from the outbox in a commit of its
 // own: when no batch came to do it, and at Stop.
 func (o *deliveries) flush() {
+	o.mu.Lock()
+	none := len(o.removed) == 0
+	o.mu.Unlock()
+	if none {
+		return
+	}
 	var ids []string
 	err := o.db.Update(func(tx *store.Tx) error {
 		var err error
 		ids, err = o.removeIn(tx)
-		if err == nil && len(ids) == 0 {
-			return errNothingToRemove
-		}
 		return err
 	})
-	switch {
-	case errors.Is(err, errNothingToRemove):
-	case err != nil:
-		o.settle(ids, false)
+	o.settle(ids, err == nil)
+	if err != nil {
 		o.log.Warn("outbox cleanup failed; will retry with the next batch", "err", err)
-	default:
-		o.settle(ids, true)
 	}
 }
-
-// errNothingToRemove rolls back a flush that found nothing to do.
-var errNothingToRemove = errors.New("nothing to remove")
