@@ -75,6 +75,8 @@ type Bus struct {
 	log  *slog.Logger
 	// denied is the last permissions violation NATS reported.
 	denied *atomic.Pointer[string]
+	// local are this process's requests waiting for a passive reply.
+	local waiters
 }
 
 // Connect connects to NATS (retrying in the background if it is not up yet)
@@ -341,21 +343,37 @@ func (b *Bus) Publish(ctx context.Context, e Event, wait time.Duration) (*Reply,
 	// The wait counts from the start, so a slow publish shortens it.
 	timer := time.NewTimer(wait - time.Since(start))
 	defer timer.Stop()
+	// An offer from workers in this process comes through w (nil when
+	// another request of this process waits for e), one from elsewhere
+	// through replies.
+	var ready <-chan struct{}
+	w := b.local.add(e.ID)
+	if w != nil {
+		defer b.local.remove(e.ID, w)
+		ready = w.ready
+	}
 	select {
+	case <-ready:
+		return w.leaveWith(nil), nil
 	case m := <-replies:
 		var r Reply
 		if err := json.Unmarshal(m.Data, &r); err != nil {
 			b.log.Warn("bad reply payload", "event_id", e.ID, "err", err)
-			return nil, nil
+			return w.leaveWith(nil), nil
+		}
+		if w != nil && !w.take(r) {
+			// Handed over in this process meanwhile: that one counts.
+			_ = m.Respond([]byte("gone"))
+			return w.leaveWith(nil), nil
 		}
 		if err := m.Respond([]byte("ok")); err != nil {
 			return nil, nil // the worker will send it itself
 		}
 		return &r, nil
 	case <-timer.C:
-		return nil, nil
+		return w.leaveWith(nil), nil
 	case <-ctx.Done():
-		return nil, nil
+		return w.leaveWith(nil), nil
 	}
 }
 
@@ -380,6 +398,9 @@ func (b *Bus) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, er
 // caller must send it through message/custom/send. Together with Publish,
 // this hands every reply to exactly one of the two paths.
 func (b *Bus) OfferReply(ctx context.Context, r Reply) (bool, error) {
+	if b.local.offer(r) {
+		return true, nil
+	}
 	data, err := json.Marshal(r)
 	if err != nil {
 		return false, fmt.Errorf("events: encode reply %s: %w", r.EventID, err)

@@ -133,53 +133,180 @@ func TestPublishGivesUpAfterPublishTimeout(t *testing.T) {
 	}
 }
 
+// The workers hand a reply to the waiting request in their own process
+// directly, and to one in another process over NATS; either way exactly
+// one path delivers it.
 func TestReplyGoesToExactlyOnePath(t *testing.T) {
-	bus := eventstest.MustBus(t, nil)
-	ctx := context.Background()
-	e := mustEvent(t, mustRead(t, "text.xml"))
-
-	// The worker answers while the callback waits: passive reply.
-	var offered atomic.Bool
-	go func() {
-		for range 100 {
-			ok, err := bus.OfferReply(ctx, events.Reply{EventID: e.ID, ToUser: e.From, FromUser: e.To, Content: "hi"})
+	for _, tc := range []struct {
+		name string
+		// sameProcess: the workers' Bus is the callback's.
+		sameProcess bool
+	}{
+		{name: "same process", sameProcess: true},
+		{name: "another process"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := eventstest.MustServer(t)
+			bus := eventstest.MustBus(t, srv)
+			workers := bus
+			if !tc.sameProcess {
+				workers = eventstest.MustBus(t, srv)
+			}
+			// spy counts the offers taken over NATS (their "ok" answers).
+			var crossed atomic.Int32
+			spy, err := eventstest.MustBus(t, srv).Conn().Subscribe("_INBOX.>", func(m *nats.Msg) {
+				if string(m.Data) == "ok" {
+					crossed.Add(1)
+				}
+			})
 			if err != nil {
-				t.Error(err)
-				return
+				t.Fatal(err)
 			}
-			if ok {
-				offered.Store(true)
-				return
+			defer spy.Unsubscribe()
+			ctx := context.Background()
+			e := mustEvent(t, mustRead(t, "text.xml"))
+
+			// The worker answers while the callback waits: passive reply.
+			// It offers once the event is stored, as workers do, and a
+			// moment later, so that the request waits by then (an offer
+			// before that goes over NATS in either shape).
+			var offered atomic.Bool
+			go func() {
+				if err := waitStored(ctx, bus, e); err != nil {
+					t.Error(err)
+					return
+				}
+				time.Sleep(200 * time.Millisecond)
+				for range 100 {
+					ok, err := workers.OfferReply(ctx, events.Reply{EventID: e.ID, ToUser: e.From, FromUser: e.To, Content: "hi"})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if ok {
+						offered.Store(true)
+						return
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}()
+			r, err := bus.Publish(ctx, e, 3*time.Second)
+			if err != nil {
+				t.Fatal(err)
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}()
-	r, err := bus.Publish(ctx, e, 3*time.Second)
+			if r == nil || r.Content != "hi" {
+				t.Fatalf("reply=%+v, want content hi", r)
+			}
+			time.Sleep(50 * time.Millisecond)
+			if !offered.Load() {
+				t.Fatal("worker was not told that the callback took the reply")
+			}
+			want := int32(1)
+			if tc.sameProcess {
+				want = 0
+			}
+			if got := crossed.Load(); got != want {
+				t.Fatalf("%d offers taken over NATS, want %d", got, want)
+			}
+
+			// No callback waiting: the worker is told to send it itself.
+			ok, err := workers.OfferReply(ctx, events.Reply{EventID: "nobody-waits", Content: "x"})
+			if err != nil || ok {
+				t.Fatalf("OfferReply=%v,%v, want false,nil", ok, err)
+			}
+			// Nor once the request stopped waiting.
+			ok, err = workers.OfferReply(ctx, events.Reply{EventID: e.ID, Content: "late"})
+			if err != nil || ok {
+				t.Fatalf("late OfferReply=%v,%v, want false,nil", ok, err)
+			}
+
+			// A duplicate does not wait for a reply.
+			start := time.Now()
+			r, err = bus.Publish(ctx, e, 3*time.Second)
+			if err != nil || r != nil {
+				t.Fatalf("duplicate publish=%v,%v", r, err)
+			}
+			if time.Since(start) > time.Second {
+				t.Fatal("duplicate publish waited for a reply")
+			}
+		})
+	}
+}
+
+// waitStored waits until e is in the WECHAT stream.
+func waitStored(ctx context.Context, bus *events.Bus, e events.Event) error {
+	st, err := bus.JetStream().Stream(ctx, events.StreamName)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	if r == nil || r.Content != "hi" {
-		t.Fatalf("reply=%+v, want content hi", r)
+	for range 200 {
+		if _, err := st.GetLastMsgForSubject(ctx, e.Subject()); err == nil {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(50 * time.Millisecond)
-	if !offered.Load() {
-		t.Fatal("worker was not told that the callback took the reply")
-	}
+	return fmt.Errorf("event %s not stored", e.ID)
+}
 
-	// No callback waiting: the worker is told to send it itself.
-	ok, err := bus.OfferReply(ctx, events.Reply{EventID: "nobody-waits", Content: "x"})
-	if err != nil || ok {
-		t.Fatalf("OfferReply=%v,%v, want false,nil", ok, err)
-	}
-
-	// A duplicate does not wait for a reply.
-	start := time.Now()
-	r, err = bus.Publish(ctx, e, 3*time.Second)
-	if err != nil || r != nil {
-		t.Fatalf("duplicate publish=%v,%v", r, err)
-	}
-	if time.Since(start) > time.Second {
-		t.Fatal("duplicate publish waited for a reply")
+// Offers racing through both paths, and the request's own timeout: the
+// request takes at most one, the one whose offer was told so.
+func TestRacingOffersOneTaken(t *testing.T) {
+	srv := eventstest.MustServer(t)
+	bus := eventstest.MustBus(t, srv)
+	other := eventstest.MustBus(t, srv)
+	ctx := context.Background()
+	for round := range 8 {
+		e := mustEvent(t, mustRead(t, "text.xml"))
+		e.ID = fmt.Sprintf("race-%d-%d", round, time.Now().UnixNano())
+		// The later rounds time out while the offers still come.
+		wait := 3 * time.Second
+		if round%2 == 1 {
+			wait = time.Duration(round) * time.Millisecond
+		}
+		var (
+			wg    sync.WaitGroup
+			mu    sync.Mutex
+			taken []string
+		)
+		start := make(chan struct{})
+		for i := range 8 {
+			via := bus
+			if i%2 == 1 {
+				via = other
+			}
+			wg.Go(func() {
+				<-start
+				content := fmt.Sprintf("offer %d", i)
+				for range 20 {
+					ok, err := via.OfferReply(ctx, events.Reply{EventID: e.ID, Content: content})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if ok {
+						mu.Lock()
+						taken = append(taken, content)
+						mu.Unlock()
+						return
+					}
+					time.Sleep(time.Millisecond)
+				}
+			})
+		}
+		close(start)
+		r, err := bus.Publish(ctx, e, wait)
+		wg.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case len(taken) > 1:
+			t.Fatalf("round %d: %d offers were told they were taken: %v", round, len(taken), taken)
+		case len(taken) == 1 && (r == nil || r.Content != taken[0]):
+			t.Fatalf("round %d: offer %q was taken, request answered %+v", round, taken[0], r)
+		case len(taken) == 0 && r != nil:
+			t.Fatalf("round %d: request answered %q, no offer was told so", round, r.Content)
+		}
 	}
 }
 
