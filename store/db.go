@@ -108,6 +108,7 @@ var (
 	bucketExpected        = []byte("expected")        // stocktake id -> bucket of location 0 sku -> qty
 	bucketScanStats       = []byte("scan_stats")      // stocktake id -> bucket of running aggregates (stats.go)
 	bucketScanIndex       = []byte("scan_index")      // openid 0 sequence -> stocktake id + seq
+	bucketRecentScans     = []byte("recent_scans")    // openid -> refs of their latest scans (scans.go)
 
 	keySchemaVersion = []byte("schema_version")
 	keyOpenStocktake = []byte("open_stocktake") // until version 3: the one open stocktake
@@ -200,6 +201,14 @@ var migrations = []func(*bbolt.Tx) error{
 	func(tx *bbolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(bucketProcessedEvents); err != nil {
 			return fmt.Errorf("create bucket %s: %w", bucketProcessedEvents, err)
+		}
+		return nil
+	},
+	// 6: each person's latest scans by reference in one short value, ahead
+	// of the scan index (see indexScan); the index keeps the older ones.
+	func(tx *bbolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucketRecentScans); err != nil {
+			return fmt.Errorf("create bucket %s: %w", bucketRecentScans, err)
 		}
 		return nil
 	},

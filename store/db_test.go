@@ -49,7 +49,7 @@ func TestOpen_CreatesDirAndSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := v, 5; got != want {
+	if got, want := v, 6; got != want {
 		t.Fatalf("schema version=%d, want %d", got, want)
 	}
 }
@@ -70,7 +70,7 @@ func TestOpen_ReopenKeepsDataAndSchema(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := v, 5; got != want {
+		if got, want := v, 6; got != want {
 			t.Fatalf("open #%d: schema version=%d, want %d", i, got, want)
 		}
 		s, err := db.Staff("E1")
@@ -290,8 +290,8 @@ func TestOpen_MigratesFromVersion1(t *testing.T) {
 	}
 	bdb.Close()
 	db = MustOpenPath(t, path, store.Options{NoSync: true})
-	if v, err := db.SchemaVersion(); err != nil || v != 5 {
-		t.Fatalf("schema version=%d,%v, want 5", v, err)
+	if v, err := db.SchemaVersion(); err != nil || v != 6 {
+		t.Fatalf("schema version=%d,%v, want 6", v, err)
 	}
 	if _, err := db.Staff("E1"); err != nil {
 		t.Fatalf("staff lost in migration: %v", err)
@@ -340,8 +340,8 @@ func TestOpen_MigratesFromVersion2(t *testing.T) {
 	}
 	bdb.Close()
 	db = MustOpenPath(t, path, store.Options{NoSync: true})
-	if v, err := db.SchemaVersion(); err != nil || v != 5 {
-		t.Fatalf("schema version=%d,%v, want 5", v, err)
+	if v, err := db.SchemaVersion(); err != nil || v != 6 {
+		t.Fatalf("schema version=%d,%v, want 6", v, err)
 	}
 	counts, err := db.KeyCounts()
 	if err != nil {

@@ -88,8 +88,8 @@ func TestOpen_MigratesScansFromVersion2(t *testing.T) {
 	bdb.Close()
 
 	db := MustOpenPath(t, path, store.Options{NoSync: true})
-	if v, err := db.SchemaVersion(); err != nil || v != 5 {
-		t.Fatalf("schema version=%d,%v, want 5", v, err)
+	if v, err := db.SchemaVersion(); err != nil || v != 6 {
+		t.Fatalf("schema version=%d,%v, want 6", v, err)
 	}
 	open, err := db.OpenStocktakesNow()
 	if err != nil || len(open) != 1 || open[0].ID != "ST0002" || open[0].Scans != 3 {

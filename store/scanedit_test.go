@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"errors"
+	"fmt"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -301,5 +303,117 @@ func TestScansSinceLeavesOutCancelled(t *testing.T) {
 	}
 	if n, err := db.ScansSince(at.Add(time.Second)); err != nil || n != 0 {
 		t.Fatalf("ScansSince(the cancelled scan's second)=%d,%v, want 0", n, err)
+	}
+}
+
+// A person's latest scans are kept by reference in one short entry and the
+// older ones in the scan index (indexScan): finding them, newest first,
+// crosses from one to the other without a gap or a repeat, skips other
+// people's scans and closed stocktakes, and survives a reopen.
+func TestOwnScansAcrossTheRecentEntry(t *testing.T) {
+	path := filepath.Join(t.TempDir(), store.FileName)
+	db := MustOpenPath(t, path, store.Options{NoSync: true})
+	a, err := db.OpenStocktakeSpec(store.StocktakeSpec{Name: "A", Locations: []string{"A-"}}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := db.OpenStocktakeSpec(store.StocktakeSpec{Name: "B", Locations: []string{"B-"}}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := t0.Add(time.Minute)
+	var mine []string // o1's scans in A, in recorded order
+	// 10 in A, then 40 in B (closed below), then 60 in A: several times
+	// what one entry holds, each batch with someone else's scans between.
+	for _, part := range []struct {
+		st  store.Stocktake
+		loc string
+		n   int
+	}{{a, "A-01", 10}, {b, "B-01", 40}, {a, "A-02", 60}} {
+		setLocation(t, db, "o1", part.loc)
+		setLocation(t, db, "o2", part.loc)
+		for i := 0; i < part.n; i += 7 {
+			var batch []store.Scan
+			for j := i; j < min(i+7, part.n); j++ {
+				at = at.Add(time.Millisecond)
+				batch = append(batch, scan(part.st.ID, "o1", fmt.Sprintf("%s-%d", part.loc, j), at), scan(part.st.ID, "o2", fmt.Sprintf("x%d", j), at))
+			}
+			record(t, db, batch...)
+		}
+	}
+	if _, err := db.CloseStocktake(b.ID, at); err != nil {
+		t.Fatal(err)
+	}
+	scans, err := db.Scans(a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range scans {
+		if s.OpenID == "o1" {
+			mine = append(mine, s.Ref())
+		}
+	}
+	if got, want := len(mine), 70; got != want {
+		t.Fatalf("o1 has %d scans in A, want %d", got, want)
+	}
+	newestFirst := slices.Clone(mine)
+	slices.Reverse(newestFirst)
+
+	check := func(t *testing.T, db *store.DB) {
+		t.Helper()
+		err := db.View(func(tx *store.Tx) error {
+			recent, err := tx.RecentScans("o1", 100)
+			if err != nil {
+				return err
+			}
+			var got []string
+			for _, s := range recent {
+				got = append(got, s.Ref())
+			}
+			if !slices.Equal(got, newestFirst) {
+				t.Fatalf("RecentScans=%v\nwant %v", got, newestFirst)
+			}
+			if recent, err := tx.RecentScans("o1", 5); err != nil || len(recent) != 5 || recent[4].Ref() != newestFirst[4] {
+				t.Fatalf("RecentScans(5)=%+v,%v", recent, err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(t, db)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = MustOpenPath(t, path, store.Options{NoSync: true})
+	check(t, db)
+
+	// Undo after undo walks back through all 70, then finds nothing.
+	now := at.Add(time.Minute)
+	for i, want := range newestFirst {
+		err := db.Update(func(tx *store.Tx) error {
+			s, err := tx.LatestScan("o1", now, true)
+			if err != nil {
+				return err
+			}
+			if s.Ref() != want {
+				t.Fatalf("undo %d: latest=%s, want %s", i+1, s.Ref(), want)
+			}
+			_, err = tx.CancelScan("o1", s.Ref(), now)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("undo %d: %v", i+1, err)
+		}
+	}
+	err = db.View(func(tx *store.Tx) error {
+		if s, err := tx.LatestScan("o1", now, true); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("after 70 undos latest=%s,%v, want ErrNotFound", s.Ref(), err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -142,17 +142,96 @@ func (tx *Tx) RecordScan(s Scan) (Recorded, error) {
 	return Recorded{Scan: s, Count: int(count), Unknown: unknown}, nil
 }
 
-// The scan index maps openid 0 <global sequence> to the stocktake id and
-// seq of each of that person's scans, in recorded order, so that a person's
-// latest scans are found without reading a stocktake's scans.
+// A person's scans are found, newest first, without reading a stocktake's
+// scans: the latest ones by reference in their entry of the recent bucket
+// (openid -> refs, oldest first), and older ones in the scan index (openid 0
+// <global sequence> -> stocktake id + seq, in recorded order). A scan goes
+// to the recent entry; when that holds recentMax, its oldest recentSpill
+// move to the index at once. The recent bucket is small (one short value per
+// person), so a batch of scans from many people dirties a few of its pages,
+// and the index only a page per person every recentSpill of their scans,
+// where one index entry per scan dirtied a page per person per batch.
+const (
+	recentMax   = 32
+	recentSpill = 16
+)
+
+// scanRef locates a scan: its stocktake and its seq there.
+type scanRef struct {
+	id  string
+	seq uint64
+}
+
+// decodeRecent parses a recent entry: refs, oldest first.
+func decodeRecent(v []byte) ([]scanRef, error) {
+	if len(v) == 0 || v[0] != recentFormat {
+		return nil, errBadRecent
+	}
+	var refs []scanRef
+	for b := v[1:]; len(b) > 0; {
+		n, w := binary.Uvarint(b)
+		if w <= 0 || n > uint64(len(b)-w) {
+			return nil, errBadRecent
+		}
+		id := string(b[w : w+int(n)])
+		b = b[w+int(n):]
+		seq, w := binary.Uvarint(b)
+		if w <= 0 {
+			return nil, errBadRecent
+		}
+		b = b[w:]
+		refs = append(refs, scanRef{id: id, seq: seq})
+	}
+	return refs, nil
+}
+
+func appendRecent(b []byte, refs []scanRef) []byte {
+	b = append(b, recentFormat)
+	for _, r := range refs {
+		b = binary.AppendUvarint(b, uint64(len(r.id)))
+		b = append(b, r.id...)
+		b = binary.AppendUvarint(b, r.seq)
+	}
+	return b
+}
+
+const recentFormat = 1
+
+var errBadRecent = errors.New("malformed recent scans entry")
+
+// indexScan adds s to its person's recent entry, moving the oldest ones to
+// the scan index when the entry is full.
 func (tx *Tx) indexScan(s Scan) error {
+	rb := tx.tx.Bucket(bucketRecentScans)
+	key := []byte(s.OpenID)
+	var refs []scanRef
+	if v := rb.Get(key); v != nil {
+		var err error
+		if refs, err = decodeRecent(v); err != nil {
+			return fmt.Errorf("recent scans of %s: %w", s.OpenID, err)
+		}
+	}
+	if len(refs) >= recentMax {
+		for _, r := range refs[:recentSpill] {
+			if err := tx.appendIndex(s.OpenID, r); err != nil {
+				return err
+			}
+		}
+		refs = refs[recentSpill:]
+	}
+	refs = append(refs, scanRef{id: s.StocktakeID, seq: s.Seq})
+	return rb.Put(key, appendRecent(make([]byte, 0, 1+len(refs)*12), refs))
+}
+
+// appendIndex appends r to openid's scans in the scan index.
+func (tx *Tx) appendIndex(openid string, r scanRef) error {
 	ib := tx.tx.Bucket(bucketScanIndex)
 	n, err := ib.NextSequence()
 	if err != nil {
 		return err
 	}
-	key := binary.BigEndian.AppendUint64(append(append(make([]byte, 0, len(s.OpenID)+9), s.OpenID...), 0), n)
-	return ib.Put(key, binary.BigEndian.AppendUint64([]byte(s.StocktakeID), s.Seq))
+	key := binary.BigEndian.AppendUint64(append(append(make([]byte, 0, len(openid)+9), openid...), 0), n)
+	return ib.Put(key, binary.BigEndian.AppendUint64([]byte(r.id), r.seq))
 }
 
 // eachOwnScan calls fn for openid's scans in open stocktakes, newest first,
@@ -161,11 +240,35 @@ func (tx *Tx) eachOwnScan(openid string, since time.Time, fn func(Scan) bool) er
 	if openid == "" {
 		return nil
 	}
+	// visit reports whether to go on.
+	visit := func(r scanRef) (bool, error) {
+		s, err := tx.scanAt(r.id, r.seq)
+		if err != nil {
+			return false, err
+		}
+		if s.ScannedAt.Before(since) {
+			return false, nil
+		}
+		if !tx.isOpen(r.id) {
+			return true, nil
+		}
+		return fn(s), nil
+	}
+	if v := tx.tx.Bucket(bucketRecentScans).Get([]byte(openid)); v != nil {
+		refs, err := decodeRecent(v)
+		if err != nil {
+			return fmt.Errorf("recent scans of %s: %w", openid, err)
+		}
+		for i := len(refs) - 1; i >= 0; i-- {
+			if more, err := visit(refs[i]); !more || err != nil {
+				return err
+			}
+		}
+	}
 	prefix := append([]byte(openid), 0)
 	c := tx.tx.Bucket(bucketScanIndex).Cursor()
-	k, _ := c.Seek(append([]byte(openid), 1))
-	var v []byte
-	if k == nil {
+	var k, v []byte
+	if k, _ = c.Seek(append([]byte(openid), 1)); k == nil {
 		k, v = c.Last()
 	} else {
 		k, v = c.Prev()
@@ -174,19 +277,8 @@ func (tx *Tx) eachOwnScan(openid string, since time.Time, fn func(Scan) bool) er
 		if len(v) < 8 {
 			continue
 		}
-		id, seq := string(v[:len(v)-8]), binary.BigEndian.Uint64(v[len(v)-8:])
-		s, err := tx.scanAt(id, seq)
-		if err != nil {
+		if more, err := visit(scanRef{id: string(v[:len(v)-8]), seq: binary.BigEndian.Uint64(v[len(v)-8:])}); !more || err != nil {
 			return err
-		}
-		if s.ScannedAt.Before(since) {
-			return nil
-		}
-		if !tx.isOpen(id) {
-			continue
-		}
-		if !fn(s) {
-			return nil
 		}
 	}
 	return nil
@@ -584,7 +676,7 @@ func rebuildScanState(tx *bbolt.Tx) error {
 					return err
 				}
 			}
-			if err := t.indexScan(s); err != nil {
+			if err := t.appendIndex(s.OpenID, scanRef{id: s.StocktakeID, seq: s.Seq}); err != nil {
 				return err
 			}
 		}
