@@ -24,6 +24,7 @@ type bench struct {
 	log    io.Writer
 	procs  []*proc
 	urls   map[string]string // target -> base URL
+	byName map[string]*proc  // target -> its server
 	wx     *proc
 	admin  admin
 	staff  []string
@@ -34,7 +35,7 @@ type bench struct {
 // newBench starts the bare and peer servers, the fake WeChat API and
 // `wxscan serve`, and binds the staff the scan events come from.
 func newBench(ctx context.Context, cfg *config, log io.Writer) (*bench, error) {
-	b := &bench{cfg: cfg, log: log, urls: map[string]string{}, client: &http.Client{Timeout: 10 * time.Second}}
+	b := &bench{cfg: cfg, log: log, urls: map[string]string{}, byName: map[string]*proc{}, client: &http.Client{Timeout: 10 * time.Second}}
 	bin := filepath.Join(cfg.tmp, "bin")
 	secrets := []string{"WXSCAN_TOKEN=" + cfg.token, "WXSCAN_AES_KEY=" + cfg.aesKey, "WXSCAN_APPID=" + cfg.appID, "WXSCAN_APPSECRET=" + cfg.appSecret}
 	ok := false
@@ -53,6 +54,7 @@ func newBench(ctx context.Context, cfg *config, log io.Writer) (*bench, error) {
 			return nil, err
 		}
 		b.procs = append(b.procs, p)
+		b.byName[name] = p
 		b.urls[name] = "http://" + addr
 		if err := waitHTTP(p, "http://"+addr+"/healthz", 10*time.Second); err != nil {
 			return nil, err
@@ -84,6 +86,7 @@ func newBench(ctx context.Context, cfg *config, log io.Writer) (*bench, error) {
 		return nil, err
 	}
 	b.procs = append(b.procs, wx)
+	b.byName["wxscan"] = wx
 	b.wx = wx
 	b.urls["wxscan"] = "http://" + addr
 	b.admin = admin{base: "http://" + addr, token: cfg.adminToken}
@@ -205,8 +208,8 @@ func (b *bench) runAll(ctx context.Context) (results, error) {
 				if err != nil {
 					return res, err
 				}
-				fmt.Fprintf(b.log, "wxbench:   %-6s %8.0f req/s  p50 %-8s p99 %-8s errors %d %s\n", t, r.M.RPS,
-					fmtDur(r.M.P50), fmtDur(r.M.P99), r.M.Errors, r.Check)
+				fmt.Fprintf(b.log, "wxbench:   %-6s %8.0f req/s  p50 %-8s p99 %-8s cpu/req %-7s errors %d %s\n", t, r.M.RPS,
+					fmtDur(r.M.P50), fmtDur(r.M.P99), fmtCPU(r.M.CPUPerReq), r.M.Errors, r.Check)
 				res.Runs = append(res.Runs, r)
 			}
 			for t := range cfg.threads {
@@ -271,7 +274,11 @@ func (b *bench) runOne(ctx context.Context, s scenario, target string, round int
 		}
 		b.profile(true)
 	}
+	cpu0 := b.byName[target].cpuTime()
 	m, err := wrkRun(ctx, b.cfg, b.urls[target]+callbackPath, prefix, filepath.Join(b.cfg.tmp, "wrk.log"))
+	if cpu1 := b.byName[target].cpuTime(); cpu0 > 0 && cpu1 > cpu0 && m.Requests > 0 {
+		m.CPUPerReq = (cpu1 - cpu0) / time.Duration(m.Requests)
+	}
 	if target == "wxscan" {
 		b.profile(false)
 		if b.cfg.profileDir != "" {

@@ -15,10 +15,10 @@ func report(w io.Writer, cfg *config, res results) {
 	fmt.Fprintf(w, "\nwrk -t%d -c%d -d%s, %d round(s), targets in turn: %s\n\n", cfg.threads, cfg.connections,
 		cfg.duration, cfg.rounds, strings.Join(cfg.targets, ", "))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\ttarget\tround\treq/s\tp50\tp99\terrors\tcheck")
+	fmt.Fprintln(tw, "scenario\ttarget\tround\treq/s\tp50\tp99\tcpu/req\terrors\tcheck")
 	for _, r := range res.Runs {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%s\t%s\t%d\t%s\n", r.Scenario, r.Target, r.Round, r.M.RPS,
-			fmtDur(r.M.P50), fmtDur(r.M.P99), r.M.Errors, checkText(r))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%s\t%s\t%s\t%d\t%s\n", r.Scenario, r.Target, r.Round, r.M.RPS,
+			fmtDur(r.M.P50), fmtDur(r.M.P99), fmtCPU(r.M.CPUPerReq), r.M.Errors, checkText(r))
 	}
 	tw.Flush()
 
@@ -87,6 +87,14 @@ func ratios(runs []runResult, s scenario, a, b string) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f–%.2f (%s)", slices.Min(vs), slices.Max(vs), strings.Join(parts, ", "))
+}
+
+// fmtCPU prints a CPU time per request, "-" when unknown.
+func fmtCPU(d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	return d.Round(time.Microsecond).String()
 }
 
 func fmtDur(d time.Duration) string {

@@ -32,6 +32,10 @@ type Measure struct {
 	// when a thread ran out of distinct requests and sent some twice.
 	Sent    []int
 	Wrapped bool
+	// CPUPerReq is the server's CPU time (user and system, all its
+	// threads) during the run over the answers: steadier than requests/s
+	// on a machine shared with other work. Zero where unknown.
+	CPUPerReq time.Duration
 }
 
 // wrkRun runs wrk with the replay script against url, the threads reading
