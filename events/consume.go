@@ -2,7 +2,6 @@ package events
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -343,8 +342,8 @@ func (d *deliverer) start(ctx context.Context, msgs []jetstream.Msg) (finish fun
 	idx := make([]int, 0, len(msgs))
 	errs := make([]error, len(msgs))
 	for i, m := range msgs {
-		var e Event
-		if err := json.Unmarshal(m.Data(), &e); err != nil {
+		e, err := DecodeEvent(m.Data())
+		if err != nil {
 			errs[i] = Permanent(fmt.Errorf("decode event: %w", err))
 			continue
 		}
