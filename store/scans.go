@@ -162,13 +162,19 @@ type scanRef struct {
 	seq uint64
 }
 
+// A recent entry is recentFormat, the number of refs, then each ref
+// (uvarint length, stocktake id, uvarint seq), oldest first.
+const recentFormat = 1
+
+var errBadRecent = errors.New("malformed recent scans entry")
+
 // decodeRecent parses a recent entry: refs, oldest first.
 func decodeRecent(v []byte) ([]scanRef, error) {
-	if len(v) == 0 || v[0] != recentFormat {
+	if len(v) < 2 || v[0] != recentFormat {
 		return nil, errBadRecent
 	}
-	var refs []scanRef
-	for b := v[1:]; len(b) > 0; {
+	refs := make([]scanRef, 0, v[1])
+	for b := v[2:]; len(b) > 0; {
 		n, w := binary.Uvarint(b)
 		if w <= 0 || n > uint64(len(b)-w) {
 			return nil, errBadRecent
@@ -182,30 +188,41 @@ func decodeRecent(v []byte) ([]scanRef, error) {
 		b = b[w:]
 		refs = append(refs, scanRef{id: id, seq: seq})
 	}
+	if len(refs) != int(v[1]) {
+		return nil, errBadRecent
+	}
 	return refs, nil
 }
 
 func appendRecent(b []byte, refs []scanRef) []byte {
-	b = append(b, recentFormat)
+	b = append(b, recentFormat, byte(len(refs)))
 	for _, r := range refs {
-		b = binary.AppendUvarint(b, uint64(len(r.id)))
-		b = append(b, r.id...)
-		b = binary.AppendUvarint(b, r.seq)
+		b = appendRef(b, r)
 	}
 	return b
 }
 
-const recentFormat = 1
-
-var errBadRecent = errors.New("malformed recent scans entry")
+func appendRef(b []byte, r scanRef) []byte {
+	b = binary.AppendUvarint(b, uint64(len(r.id)))
+	b = append(b, r.id...)
+	return binary.AppendUvarint(b, r.seq)
+}
 
 // indexScan adds s to its person's recent entry, moving the oldest ones to
 // the scan index when the entry is full.
 func (tx *Tx) indexScan(s Scan) error {
 	rb := tx.tx.Bucket(bucketRecentScans)
 	key := []byte(s.OpenID)
+	ref := scanRef{id: s.StocktakeID, seq: s.Seq}
+	v := rb.Get(key)
+	if len(v) >= 2 && v[0] == recentFormat && v[1] < recentMax {
+		// Room left: append without reading the refs.
+		nv := appendRef(append(make([]byte, 0, len(v)+len(ref.id)+11), v...), ref)
+		nv[1]++
+		return rb.Put(key, nv)
+	}
 	var refs []scanRef
-	if v := rb.Get(key); v != nil {
+	if v != nil {
 		var err error
 		if refs, err = decodeRecent(v); err != nil {
 			return fmt.Errorf("recent scans of %s: %w", s.OpenID, err)
@@ -219,8 +236,8 @@ func (tx *Tx) indexScan(s Scan) error {
 		}
 		refs = refs[recentSpill:]
 	}
-	refs = append(refs, scanRef{id: s.StocktakeID, seq: s.Seq})
-	return rb.Put(key, appendRecent(make([]byte, 0, 1+len(refs)*12), refs))
+	refs = append(refs, ref)
+	return rb.Put(key, appendRecent(make([]byte, 0, 2+len(refs)*12), refs))
 }
 
 // appendIndex appends r to openid's scans in the scan index.
