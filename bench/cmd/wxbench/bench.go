@@ -274,9 +274,9 @@ func (b *bench) runOne(ctx context.Context, s scenario, target string, round int
 		}
 		b.profile(true)
 	}
-	cpu0 := b.byName[target].cpuTime()
+	cpu0, ok0 := b.byName[target].cpuTime()
 	m, err := wrkRun(ctx, b.cfg, b.urls[target]+callbackPath, prefix, filepath.Join(b.cfg.tmp, "wrk.log"))
-	if cpu1 := b.byName[target].cpuTime(); cpu0 > 0 && cpu1 > cpu0 && m.Requests > 0 {
+	if cpu1, ok1 := b.byName[target].cpuTime(); ok0 && ok1 && m.Requests > 0 {
 		m.CPUPerReq = (cpu1 - cpu0) / time.Duration(m.Requests)
 	}
 	if target == "wxscan" {

@@ -151,29 +151,29 @@ func freeAddr() (string, error) {
 }
 
 // cpuTime is the user and system CPU time p's process has used, from
-// /proc/<pid>/stat (in USER_HZ ticks, 100 per second on Linux); zero where
-// that cannot be read.
-func (p *proc) cpuTime() time.Duration {
+// /proc/<pid>/stat (in USER_HZ ticks, 100 per second on Linux); ok is false
+// where that cannot be read.
+func (p *proc) cpuTime() (d time.Duration, ok bool) {
 	if p == nil || p.cmd.Process == nil {
-		return 0
+		return 0, false
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
 	if err != nil {
-		return 0
+		return 0, false
 	}
 	// The command name (field 2) may hold spaces: count from its ")".
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0
+		return 0, false
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 13 { // fields 3.. : utime and stime are fields 14 and 15
-		return 0
+		return 0, false
 	}
 	utime, err1 := strconv.ParseInt(f[11], 10, 64)
 	stime, err2 := strconv.ParseInt(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0
+		return 0, false
 	}
-	return time.Duration(utime+stime) * time.Second / 100
+	return time.Duration(utime+stime) * time.Second / 100, true
 }
