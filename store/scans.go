@@ -163,18 +163,30 @@ type scanRef struct {
 }
 
 // A recent entry is recentFormat, the number of refs, then each ref
-// (uvarint length, stocktake id, uvarint seq), oldest first.
-const recentFormat = 1
+// (uvarint length, stocktake id, uvarint seq), oldest first. Entries of
+// recentFormatUncounted (written by the first build of schema 6) lack the
+// number; they are read, and rewritten in recentFormat by the next scan.
+const (
+	recentFormatUncounted = 1
+	recentFormat          = 2
+)
 
 var errBadRecent = errors.New("malformed recent scans entry")
 
 // decodeRecent parses a recent entry: refs, oldest first.
 func decodeRecent(v []byte) ([]scanRef, error) {
-	if len(v) < 2 || v[0] != recentFormat {
+	var b []byte
+	want := -1
+	switch {
+	case len(v) >= 2 && v[0] == recentFormat:
+		b, want = v[2:], int(v[1])
+	case len(v) >= 1 && v[0] == recentFormatUncounted:
+		b = v[1:]
+	default:
 		return nil, errBadRecent
 	}
-	refs := make([]scanRef, 0, v[1])
-	for b := v[2:]; len(b) > 0; {
+	refs := make([]scanRef, 0, max(want, 0))
+	for len(b) > 0 {
 		n, w := binary.Uvarint(b)
 		if w <= 0 || n > uint64(len(b)-w) {
 			return nil, errBadRecent
@@ -188,7 +200,7 @@ func decodeRecent(v []byte) ([]scanRef, error) {
 		b = b[w:]
 		refs = append(refs, scanRef{id: id, seq: seq})
 	}
-	if len(refs) != int(v[1]) {
+	if want >= 0 && len(refs) != want {
 		return nil, errBadRecent
 	}
 	return refs, nil
