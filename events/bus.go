@@ -354,26 +354,26 @@ func (b *Bus) Publish(ctx context.Context, e Event, wait time.Duration) (*Reply,
 	}
 	select {
 	case <-ready:
-		return w.leaveWith(nil), nil
+		return w.end(), nil
 	case m := <-replies:
 		var r Reply
 		if err := json.Unmarshal(m.Data, &r); err != nil {
 			b.log.Warn("bad reply payload", "event_id", e.ID, "err", err)
-			return w.leaveWith(nil), nil
+			return w.end(), nil
 		}
 		if w != nil && !w.take(r) {
 			// Handed over in this process meanwhile: that one counts.
 			_ = m.Respond([]byte("gone"))
-			return w.leaveWith(nil), nil
+			return w.end(), nil
 		}
 		if err := m.Respond([]byte("ok")); err != nil {
 			return nil, nil // the worker will send it itself
 		}
 		return &r, nil
 	case <-timer.C:
-		return w.leaveWith(nil), nil
+		return w.end(), nil
 	case <-ctx.Done():
-		return w.leaveWith(nil), nil
+		return w.end(), nil
 	}
 }
 

@@ -77,25 +77,18 @@ func (w *waiter) take(r Reply) bool {
 	return true
 }
 
-// leave ends w's wait. It returns the reply w took meanwhile, if any.
-func (w *waiter) leave() (Reply, bool) {
+// end ends w's wait (w may be nil) and returns the reply it took
+// meanwhile, or nil.
+func (w *waiter) end() *Reply {
+	if w == nil {
+		return nil
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.state == taken {
-		return w.r, true
+		r := w.r
+		return &r
 	}
 	w.state = gone
-	return Reply{}, false
-}
-
-// leaveWith ends w's wait (w may be nil) and returns the reply it took
-// meanwhile, else r.
-func (w *waiter) leaveWith(r *Reply) *Reply {
-	if w == nil {
-		return r
-	}
-	if got, ok := w.leave(); ok {
-		return &got
-	}
-	return r
+	return nil
 }
