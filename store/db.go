@@ -108,7 +108,7 @@ var (
 	bucketExpected        = []byte("expected")        // stocktake id -> bucket of location 0 sku -> qty
 	bucketScanStats       = []byte("scan_stats")      // stocktake id -> bucket of running aggregates (stats.go)
 	bucketScanIndex       = []byte("scan_index")      // openid 0 sequence -> stocktake id + seq
-	bucketRecentScans     = []byte("recent_scans")    // openid -> refs of their latest scans (scans.go)
+	bucketRecentScans     = []byte("recent_scans")    // openid -> refs of their latest scans (recent.go)
 
 	keySchemaVersion = []byte("schema_version")
 	keyOpenStocktake = []byte("open_stocktake") // until version 3: the one open stocktake
