@@ -144,3 +144,104 @@ func FuzzReadDocAgreesWithEtree(f *testing.F) {
 	f.Add([]byte(`<xml><ScanCodeInfo><ScanType>a</ScanType></ScanCodeInfo><Encrypt>e</Encrypt></xml>`))
 	f.Fuzz(func(t *testing.T, raw []byte) { checkSameAsEtree(t, raw) })
 }
+
+// checkScanAgrees holds scanDoc to etree: what it reads, etree reads the
+// same, field by field. It reports whether scanDoc read raw.
+func checkScanAgrees(t *testing.T, raw []byte) bool {
+	t.Helper()
+	got, ok := scanDoc(raw)
+	if !ok {
+		return false
+	}
+	want, err := readDocEtree(raw)
+	if err != nil {
+		t.Fatalf("scanDoc read what etree refuses (%v): %q", err, raw)
+	}
+	if got.has != want.has || got.text != want.text || got.xml != want.xml {
+		t.Fatalf("scanDoc and etree differ for %q:\n got %q %v\nwant %q %v", raw, got.text, got.has, want.text, want.has)
+	}
+	return true
+}
+
+func TestScanDocReadsWeChatPushes(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.xml"))
+	if len(files) == 0 {
+		t.Fatal("no testdata")
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !checkScanAgrees(t, raw) {
+			t.Errorf("%s: scanDoc left a WeChat push to etree", f)
+		}
+	}
+	envelope := "<xml>\n  <ToUserName><![CDATA[gh_1]]></ToUserName>\n\t<Encrypt><![CDATA[a+b/c==]]></Encrypt>\n</xml>\n"
+	if !checkScanAgrees(t, []byte(envelope)) {
+		t.Error("scanDoc left a safe mode envelope to etree")
+	}
+}
+
+func TestScanDocLeavesOtherXMLToEtree(t *testing.T) {
+	base := `<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><CreateTime>1</CreateTime><MsgType>event</MsgType>%s</xml>`
+	for _, tc := range []struct{ name, extra string }{
+		{"attribute", `<Event a="1">x</Event>`},
+		{"entity", `<Event>a&amp;b</Event>`},
+		{"character reference", `<Event>&#65;</Event>`},
+		{"comment", `<Event><!-- c -->x</Event>`},
+		{"comment between", `<!-- c --><Event>x</Event>`},
+		{"namespace", `<w:Event xmlns:w="urn:x">ns</w:Event>`},
+		{"self-closing", `<Event/>`},
+		{"too deep", strings.Repeat("<a>", maxScanDepth+1) + "x" + strings.Repeat("</a>", maxScanDepth+1)},
+		{"text beside a child", `<a><b>x</b>t<c>y</c></a>`},
+		{"text beside cdata", `<Event>a<![CDATA[b]]></Event>`},
+		{"space beside cdata", `<Event> <![CDATA[b]]></Event>`},
+		{"text beside children", `<ScanCodeInfo>t<ScanType>x</ScanType></ScanCodeInfo>`},
+		{"text after children", `<ScanCodeInfo><ScanType>x</ScanType>t</ScanCodeInfo>`},
+		{"carriage return", "<Event>a\r\nb</Event>"},
+		{"carriage return in cdata", "<Event><![CDATA[a\r\nb]]></Event>"},
+		{"control character", "<Event>a\x01b</Event>"},
+		{"invalid utf-8", "<Event>a\xffb</Event>"},
+		{"noncharacter", "<Event>a\uFFFEb</Event>"},
+		{"cdata end in text", `<Event>a]]>b</Event>`},
+		{"mismatched end", `<Event>x</event>`},
+		{"space in end tag", `<Event>x</Event >`},
+		{"unclosed cdata", `<Event><![CDATA[x</Event>`},
+		{"digit first", `<1a>x</1a>`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := fmt.Appendf(nil, base, tc.extra)
+			if checkScanAgrees(t, raw) {
+				t.Fatalf("scanDoc read %q; it is etree's to read", raw)
+			}
+			checkSameAsEtree(t, raw)
+		})
+	}
+	for _, raw := range []string{
+		`<?xml version="1.0"?>` + fmt.Sprintf(base, ""),
+		"\ufeff" + fmt.Sprintf(base, ""),
+		fmt.Sprintf(base, "") + "<xml></xml>",
+		fmt.Sprintf(base, "") + "x",
+		`<XML></XML>`, `<xml>`, `<xml>x</xml>`, `<xml/>`, `<xml a="1"></xml>`, "",
+	} {
+		if checkScanAgrees(t, []byte(raw)) {
+			t.Errorf("scanDoc read %q; it is etree's to read", raw)
+		}
+		checkSameAsEtree(t, []byte(raw))
+	}
+}
+
+func FuzzScanDocAgreesWithEtree(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.xml"))
+	for _, name := range files {
+		raw, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+	f.Add([]byte("<xml><ScanCodeInfo>\n<ScanType>a</ScanType><ScanResult><![CDATA[&<]]></ScanResult></ScanCodeInfo><Encrypt>e</Encrypt><ScanCodeInfo><ScanType>b</ScanType></ScanCodeInfo></xml>"))
+	f.Add([]byte("<xml><SendLocationInfo><Scale> 2 </Scale></SendLocationInfo><Event>\u00a0x\u3000</Event><Event>y</Event></xml>"))
+	f.Fuzz(func(t *testing.T, raw []byte) { checkScanAgrees(t, raw) })
+}
