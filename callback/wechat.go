@@ -192,12 +192,12 @@ func NewWeChatHandler(cfg Config, pub Publisher) (http.Handler, error) {
 // serveEcho answers WeChat's URL check with echostr.
 func (h *wechatHandler) serveEcho(w http.ResponseWriter, r *http.Request) {
 	requestID(w, r)
-	q := r.URL.Query()
-	if err := h.checkURL(q.Get("signature"), q.Get("timestamp"), q.Get("nonce"), h.now()); err != nil {
+	q := readPushQuery(r.URL.RawQuery)
+	if err := h.checkURL(q[qSignature], q[qTimestamp], q[qNonce], h.now()); err != nil {
 		h.Error(w, r, err)
 		return
 	}
-	echo := q.Get("echostr")
+	echo := q[qEchostr]
 	if echo == "" {
 		h.Error(w, r, fmt.Errorf("%w: echostr is missing", errBadRequest))
 		return
@@ -209,14 +209,14 @@ func (h *wechatHandler) serveEcho(w http.ResponseWriter, r *http.Request) {
 func (h *wechatHandler) servePush(w http.ResponseWriter, r *http.Request) {
 	start := h.now()
 	reqID := requestID(w, r)
-	q := r.URL.Query()
-	ts, nonce := q.Get("timestamp"), q.Get("nonce")
-	if err := h.checkURL(q.Get("signature"), ts, nonce, start); err != nil {
+	q := readPushQuery(r.URL.RawQuery)
+	ts, nonce := q[qTimestamp], q[qNonce]
+	if err := h.checkURL(q[qSignature], ts, nonce, start); err != nil {
 		h.Error(w, r, err)
 		return
 	}
-	safe := q.Get("encrypt_type") == "aes"
-	msgSig := q.Get("msg_signature")
+	safe := q[qEncryptType] == "aes"
+	msgSig := q[qMsgSignature]
 	switch {
 	case h.requireEnc && !safe:
 		h.Error(w, r, fmt.Errorf("%w: encryption required: encrypt_type is not aes", errForbidden))
