@@ -329,14 +329,14 @@ func (b *Bus) Publish(ctx context.Context, e Event, wait time.Duration) (*Reply,
 	ack, err := b.publish(ctx, msg)
 	b.opts.Metrics.publishSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
-		b.opts.Metrics.published.WithLabelValues(resultError).Inc()
+		b.opts.Metrics.pubError.Inc()
 		return nil, fmt.Errorf("events: publish %s: %w", e.ID, err)
 	}
 	if ack.Duplicate {
-		b.opts.Metrics.published.WithLabelValues(resultDuplicate).Inc()
+		b.opts.Metrics.duplicate.Inc()
 		return nil, nil
 	}
-	b.opts.Metrics.published.WithLabelValues(resultStored).Inc()
+	b.opts.Metrics.stored.Inc()
 	if wait <= 0 {
 		return nil, nil
 	}

@@ -14,8 +14,10 @@ import (
 type Metrics struct {
 	published      *prometheus.CounterVec
 	publishSeconds prometheus.Histogram
-	outcomes       *prometheus.CounterVec
-	redeliveries   prometheus.Counter
+	// The children of published, looked up once: every publish counts.
+	stored, duplicate, pubError prometheus.Counter
+	outcomes                    *prometheus.CounterVec
+	redeliveries                prometheus.Counter
 }
 
 // Publish results and consumer outcomes, as label values.
@@ -52,9 +54,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Deliveries that were not an event's first.",
 		}),
 	}
-	for _, r := range []string{resultStored, resultDuplicate, resultError} {
-		m.published.WithLabelValues(r)
-	}
+	m.stored = m.published.WithLabelValues(resultStored)
+	m.duplicate = m.published.WithLabelValues(resultDuplicate)
+	m.pubError = m.published.WithLabelValues(resultError)
 	for _, o := range []string{outcomeAck, outcomeRetry, outcomeDeadLetter} {
 		m.outcomes.WithLabelValues(o)
 	}
