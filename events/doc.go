@@ -77,21 +77,12 @@ func childField(c int, local string) (int, bool) {
 	return 0, false
 }
 
-// ReadDoc reads raw as one WeChat XML push, once: the callback reads a safe
-// or compatible mode envelope with it, and Event builds the canonical event
-// from the same read. A push in the plain shape WeChat sends is read by a
-// scanner made for it (scanDoc), anything else by etree, with the same
-// answer. It fails with ErrInvalid when raw is not XML, nests elements more
-// than 16 deep, or its root element is not <xml>. It keeps raw (not a copy).
+// ReadDoc reads raw as one WeChat XML push, with etree, once: the callback
+// reads a safe or compatible mode envelope with it, and Event builds the
+// canonical event from the same read. It fails with ErrInvalid when raw is
+// not XML, nests elements more than 16 deep, or its root element is not
+// <xml>. It keeps raw (not a copy) for the Event's XML.
 func ReadDoc(raw []byte) (*Doc, error) {
-	if d, ok := scanDoc(raw); ok {
-		return d, nil
-	}
-	return readDocEtree(raw)
-}
-
-// readDocEtree is ReadDoc with etree, for any XML.
-func readDocEtree(raw []byte) (*Doc, error) {
 	doc := etree.NewDocument()
 	doc.ReadSettings.MaxDepth = maxDepth
 	if err := doc.ReadFromBytes(raw); err != nil {
