@@ -306,7 +306,7 @@ func (b *Bus) ReplySubject(id string) string {
 // then sends it itself.
 func (b *Bus) Publish(ctx context.Context, e Event, wait time.Duration) (*Reply, error) {
 	start := time.Now()
-	data, err := e.AppendJSON(make([]byte, 0, 384+len(e.XML)*5/4))
+	data, err := e.AppendJSON(make([]byte, 0, e.jsonSizeHint()))
 	if err != nil {
 		return nil, err
 	}

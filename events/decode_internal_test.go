@@ -130,3 +130,30 @@ func benchDecode(b *testing.B, decode func([]byte) (Event, error)) {
 		}
 	}
 }
+
+// Publish sizes the payload's buffer with jsonSizeHint: a push that
+// outgrows it costs a second allocation and a copy of the payload.
+func TestJSONSizeHintHoldsEveryPush(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.xml"))
+	if len(files) == 0 {
+		t.Fatal("no testdata")
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := Parse("wx0123456789abcdef", raw, time.Now())
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		hint := e.jsonSizeHint()
+		data, err := e.AppendJSON(make([]byte, 0, hint))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) > hint {
+			t.Errorf("%s: payload is %d bytes, over the hint %d", f, len(data), hint)
+		}
+	}
+}

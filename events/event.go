@@ -238,6 +238,15 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
+// jsonSizeHint is at least the length of e's payload as AppendJSON
+// writes it, for a WeChat push: the XML's angle brackets take six bytes
+// each in JSON, and only the XML and the fields copied from its longer
+// elements can be long.
+func (e *Event) jsonSizeHint() int {
+	return 384 + len(e.XML) + 10*strings.Count(e.XML, "<") +
+		2*(len(e.Content)+len(e.EventKey)+len(e.ScanResult)+len(e.Ticket))
+}
+
 func appendField(b []byte, name, v string, omitEmpty bool) []byte {
 	if omitEmpty && v == "" {
 		return b
