@@ -1,12 +1,15 @@
 package callback_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -305,6 +308,37 @@ func TestPostStatus(t *testing.T) {
 				t.Fatalf("published=%d, want %d", got, want)
 			}
 		})
+	}
+}
+
+// TestBodyShorterThanItsLength sends fewer bytes than Content-Length says
+// and closes its side: the push is refused with 400 and nothing is
+// published.
+func TestBodyShorterThanItsLength(t *testing.T) {
+	pub := &recorder{}
+	srv := MustServe(t, testConfig(), pub)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	q := signed(tokenCur, testNow.Unix()).Encode()
+	fmt.Fprintf(conn, "POST %s?%s HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n%s",
+		callback.CallbackPath, q, len(textXML)+10, textXML)
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	resp.Body.Close()
+	if got, want := resp.StatusCode, 400; got != want {
+		t.Fatalf("status=%d, want %d", got, want)
+	}
+	if got := len(pub.Calls()); got != 0 {
+		t.Fatalf("published=%d, want 0", got)
 	}
 }
 
