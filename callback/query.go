@@ -2,6 +2,7 @@ package callback
 
 import (
 	"net/url"
+	"os"
 	"strings"
 )
 
@@ -26,10 +27,11 @@ type pushQuery [numQuery]string
 // url.Values.Get would from url.ParseQuery (the first pair of a name that
 // unescapes; pairs with a ';' skipped), without building the map: this runs
 // for every push. A query with more pairs than a WeChat URL has goes
-// through url.ParseQuery itself, so that its limit on pairs applies.
+// through url.ParseQuery itself, so that its limit on pairs applies, and so
+// does every query when GODEBUG sets that limit (urlmaxqueryparams).
 func readPushQuery(raw string) pushQuery {
 	var q pushQuery
-	if strings.Count(raw, "&") >= 32 {
+	if strings.Count(raw, "&") >= 32 || strings.Contains(os.Getenv("GODEBUG"), "urlmaxqueryparams") {
 		v, _ := url.ParseQuery(raw)
 		for i, name := range queryNames {
 			q[i] = v.Get(name)
