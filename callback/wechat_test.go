@@ -333,9 +333,15 @@ func TestBodyShorterThanItsLength(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read response: %v", err)
 	}
+	out, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if got, want := resp.StatusCode, 400; got != want {
-		t.Fatalf("status=%d, want %d", got, want)
+		t.Fatalf("status=%d, want %d (%s)", got, want, out)
+	}
+	// Refused for the short read itself, not for what a padded body would
+	// fail to parse as.
+	if !strings.Contains(string(out), "read body") {
+		t.Fatalf("body=%q, want the short read named", out)
 	}
 	if got := len(pub.Calls()); got != 0 {
 		t.Fatalf("published=%d, want 0", got)
