@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -138,11 +139,23 @@ func TestJSONSizeHintHoldsEveryPush(t *testing.T) {
 	if len(files) == 0 {
 		t.Fatal("no testdata")
 	}
+	text := func(content string) []byte {
+		return []byte("<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName>" +
+			"<CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType><Content>" + content + "</Content>" +
+			"<MsgId>1</MsgId></xml>")
+	}
+	pushes := map[string][]byte{
+		"ampersands in CDATA": text("<![CDATA[" + strings.Repeat("A&B>", 40) + "]]>"),
+		"escaped ampersands":  text(strings.Repeat("A&amp;B&gt;", 40)),
+	}
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
+		pushes[f] = raw
+	}
+	for f, raw := range pushes {
 		e, err := Parse("wx0123456789abcdef", raw, time.Now())
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)

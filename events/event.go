@@ -238,12 +238,15 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// jsonSizeHint is at least the length of e's payload as AppendJSON
-// writes it, for a WeChat push: the XML's angle brackets take six bytes
-// each in JSON, and only the XML and the fields copied from its longer
-// elements can be long.
+// jsonSizeHint is the length of e's payload as AppendJSON writes it, or
+// more, for all but odd pushes: '<', '>' and '&' take six bytes each in
+// JSON, once in the XML and once more where a field copies them, and only
+// the XML and the fields copied from its longer elements can be long. A
+// push over the hint (say a text of many quotes or U+2028s) costs only a
+// second allocation.
 func (e *Event) jsonSizeHint() int {
-	return 384 + len(e.XML) + 10*strings.Count(e.XML, "<") +
+	specials := strings.Count(e.XML, "<") + strings.Count(e.XML, ">") + strings.Count(e.XML, "&")
+	return 384 + len(e.XML) + 10*specials +
 		2*(len(e.Content)+len(e.EventKey)+len(e.ScanResult)+len(e.Ticket))
 }
 
