@@ -3,7 +3,6 @@ package callback
 import (
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -116,28 +115,16 @@ func requestMode(r *http.Request) int {
 	if r.Method == http.MethodGet {
 		return modeEcho
 	}
-	// Scanned rather than parsed: this runs on every request, and the
-	// handler has parsed the query already.
+	// Read as the handler reads it, so that the label is the mode the
+	// request was served in.
+	q := readPushQuery(r.URL.RawQuery)
 	switch {
-	case rawQueryValue(r.URL.RawQuery, "encrypt_type") == "aes":
+	case q[qEncryptType] == "aes":
 		return modeSafe
-	case rawQueryValue(r.URL.RawQuery, "msg_signature") != "":
+	case q[qMsgSignature] != "":
 		return modeCompat
 	}
 	return modePlain
-}
-
-// rawQueryValue is the first value of name in the raw query, still
-// escaped: enough to tell "aes" or a non-empty value.
-func rawQueryValue(q, name string) string {
-	for q != "" {
-		var part string
-		part, q, _ = strings.Cut(q, "&")
-		if v, ok := strings.CutPrefix(part, name+"="); ok {
-			return v
-		}
-	}
-	return ""
 }
 
 // statusRecorder remembers the status a handler wrote.
