@@ -55,12 +55,41 @@ func TestSmoke(t *testing.T) {
 	}
 	out := stdout.String()
 	for _, want := range []string{"location/plain  wxscan", "location/safe   wxscan", "scan/plain      wxscan",
-		"each once in the stream and recorded", "wxscan/bare", "fixed rate 100"} {
+		"each once in the stream and recorded", "wxscan/bare", "requests per CPU-second", "fixed rate 100"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
 	if strings.Contains(out, "FAILED") {
 		t.Errorf("a check failed:\n%s", out)
+	}
+}
+
+func TestRatios(t *testing.T) {
+	s := scenario{"location", "plain"}
+	run := func(target string, round int, rps float64, cpu time.Duration) runResult {
+		return runResult{Scenario: s, Target: target, Round: round, M: Measure{RPS: rps, CPUPerReq: cpu}}
+	}
+	runs := []runResult{
+		run("peer", 1, 20000, 50*time.Microsecond), run("wxscan", 1, 10000, 100*time.Microsecond),
+		run("peer", 2, 20000, 0), run("wxscan", 2, 30000, 40*time.Microsecond),
+		run("peer", 3, 20000, 80*time.Microsecond), run("wxscan", 3, 0, 0),
+	}
+	for _, tc := range []struct {
+		name  string
+		value func(Measure) float64
+		want  string
+	}{
+		// A round where wxscan answered nothing counts as 0.
+		{"rate", rate, "0.00–1.50 (0.50, 1.50, 0.00)"},
+		// Rounds with an unknown CPU time are left out.
+		{"per CPU-second", perCPU, "0.50–0.50 (0.50)"},
+	} {
+		if got := ratios(runs, s, "wxscan", "peer", tc.value); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if got := ratios(runs, s, "wxscan", "bare", perCPU); got != "-" {
+		t.Errorf("without bare: %q, want -", got)
 	}
 }

@@ -22,19 +22,9 @@ func report(w io.Writer, cfg *config, res results) {
 	}
 	tw.Flush()
 
-	fmt.Fprintln(w, "\nratios of requests/s, per round (range over rounds):")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\twxscan/bare\twxscan/peer\tpeer/bare")
-	seen := map[scenario]bool{}
-	for _, r := range res.Runs {
-		if seen[r.Scenario] {
-			continue
-		}
-		seen[r.Scenario] = true
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Scenario, ratios(res.Runs, r.Scenario, "wxscan", "bare"),
-			ratios(res.Runs, r.Scenario, "wxscan", "peer"), ratios(res.Runs, r.Scenario, "peer", "bare"))
-	}
-	tw.Flush()
+	ratioTable(w, res.Runs, "ratios of requests/s, per round (range over rounds):", rate)
+	ratioTable(w, res.Runs, "ratios of requests per CPU-second of the server (1 / cpu/req), per round; on a shared\n"+
+		"machine these move less than requests/s, and wrk's own CPU does not enter them:", perCPU)
 
 	if len(res.Fixed) > 0 {
 		fmt.Fprintf(w, "\nfixed rate %.0f requests/s for %s, open loop (latency from when each request was due):\n", cfg.rate, cfg.rateDuration)
@@ -61,13 +51,43 @@ func checkText(r runResult) string {
 	}
 }
 
-// ratios is a/b for each round where both ran, as "min–max (r1, r2, ...)".
-func ratios(runs []runResult, s scenario, a, b string) string {
+// rate and perCPU are what a ratio compares: requests per second of the
+// run, and requests per CPU-second of the server (-1 when unknown).
+func rate(m Measure) float64 { return m.RPS }
+
+func perCPU(m Measure) float64 {
+	if m.CPUPerReq <= 0 {
+		return -1
+	}
+	return float64(time.Second) / float64(m.CPUPerReq)
+}
+
+// ratioTable prints, per scenario, wxscan/bare, wxscan/peer and peer/bare
+// of value.
+func ratioTable(w io.Writer, runs []runResult, title string, value func(Measure) float64) {
+	fmt.Fprintln(w, "\n"+title)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario\twxscan/bare\twxscan/peer\tpeer/bare")
+	seen := map[scenario]bool{}
+	for _, r := range runs {
+		if seen[r.Scenario] {
+			continue
+		}
+		seen[r.Scenario] = true
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Scenario, ratios(runs, r.Scenario, "wxscan", "bare", value),
+			ratios(runs, r.Scenario, "wxscan", "peer", value), ratios(runs, r.Scenario, "peer", "bare", value))
+	}
+	tw.Flush()
+}
+
+// ratios is value(a)/value(b) for each round where both ran and b's value
+// is above 0 (a negative value is unknown), as "min–max (r1, r2, ...)".
+func ratios(runs []runResult, s scenario, a, b string, value func(Measure) float64) string {
 	rps := map[[2]any]float64{}
 	rounds := []int{}
 	for _, r := range runs {
 		if r.Scenario == s {
-			rps[[2]any{r.Target, r.Round}] = r.M.RPS
+			rps[[2]any{r.Target, r.Round}] = value(r.M)
 			if !slices.Contains(rounds, r.Round) {
 				rounds = append(rounds, r.Round)
 			}
@@ -78,7 +98,7 @@ func ratios(runs []runResult, s scenario, a, b string) string {
 	for _, rd := range rounds {
 		x, okA := rps[[2]any{a, rd}]
 		y, okB := rps[[2]any{b, rd}]
-		if okA && okB && y > 0 {
+		if okA && okB && x >= 0 && y > 0 {
 			vs = append(vs, x/y)
 			parts = append(parts, fmt.Sprintf("%.2f", x/y))
 		}
