@@ -75,8 +75,12 @@ type Bus struct {
 	log  *slog.Logger
 	// denied is the last permissions violation NATS reported.
 	denied *atomic.Pointer[string]
-	// local are this process's requests waiting for a passive reply.
-	local waiters
+	// local are this process's requests waiting for a passive reply, for
+	// workers in this process; remote the same requests, for workers
+	// elsewhere, which reach them through replyTo.
+	local   waiters
+	remote  remoteWaits
+	replyTo string
 }
 
 // Connect connects to NATS (retrying in the background if it is not up yet)
@@ -156,7 +160,7 @@ func Connect(ctx context.Context, opts Options) (*Bus, error) {
 		nc.Close()
 		return nil, fmt.Errorf("events: jetstream: %w", err)
 	}
-	return &Bus{nc: nc, js: js, opts: opts, log: log, denied: denied}, nil
+	return &Bus{nc: nc, js: js, opts: opts, log: log, denied: denied, replyTo: RandomHex(8)}, nil
 }
 
 // JetStream exposes the JetStream context for operator tools and tests.
@@ -310,19 +314,22 @@ func (b *Bus) Publish(ctx context.Context, e Event, wait time.Duration) (*Reply,
 	if err != nil {
 		return nil, err
 	}
-	var replies chan *nats.Msg
-	if wait > 0 {
-		replies = make(chan *nats.Msg, 1)
-		sub, err := b.nc.ChanQueueSubscribe(b.ReplySubject(e.ID), "reply", replies)
-		if err != nil {
-			return nil, fmt.Errorf("events: subscribe reply %s: %w", e.ID, err)
-		}
-		defer sub.Unsubscribe()
-	}
-	// Both names are in canonical form already: no Header.Set.
+	// All three names are in canonical form already: no Header.Set.
 	msg := &nats.Msg{Subject: e.Subject(), Data: data, Header: nats.Header{jetstream.MsgIDHeader: {e.ID}}}
 	if e.RequestID != "" {
 		msg.Header[RequestIDHeader] = []string{e.RequestID}
+	}
+	var replies chan *nats.Msg // an offer from workers in another process
+	if wait > 0 {
+		// Registered before the event is stored: workers elsewhere may
+		// offer as soon as it is.
+		if replies, err = b.awaitRemote(e.ID); err != nil {
+			return nil, err
+		}
+		if replies != nil {
+			defer b.endRemote(e.ID, replies)
+		}
+		msg.Header[ReplyToHeader] = []string{b.replyTo}
 	}
 	// PublishTimeout bounds the wait for the acknowledgement: the
 	// connection's async publish timeout (set in Connect) fails the future.
@@ -407,7 +414,7 @@ func (b *Bus) OfferReply(ctx context.Context, r Reply) (bool, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
-	m, err := b.nc.RequestWithContext(ctx, b.ReplySubject(r.EventID), data)
+	m, err := b.nc.RequestWithContext(ctx, b.replySubject(r.ReplyTo, r.EventID), data)
 	switch {
 	case err == nil:
 		return string(m.Data) == "ok", nil

@@ -172,13 +172,17 @@ func TestReplyGoesToExactlyOnePath(t *testing.T) {
 			// before that goes over NATS in either shape).
 			var offered atomic.Bool
 			go func() {
-				if err := waitStored(ctx, bus, e); err != nil {
+				to, err := waitStored(ctx, bus, e)
+				if err != nil {
 					t.Error(err)
 					return
 				}
+				if to != bus.ReplyTo() {
+					t.Errorf("stored with reply-to %q, want the callback's %q", to, bus.ReplyTo())
+				}
 				time.Sleep(200 * time.Millisecond)
 				for range 100 {
-					ok, err := workers.OfferReply(ctx, events.Reply{EventID: e.ID, ToUser: e.From, FromUser: e.To, Content: "hi"})
+					ok, err := workers.OfferReply(ctx, events.Reply{EventID: e.ID, ToUser: e.From, FromUser: e.To, Content: "hi", ReplyTo: to})
 					if err != nil {
 						t.Error(err)
 						return
@@ -209,13 +213,20 @@ func TestReplyGoesToExactlyOnePath(t *testing.T) {
 				t.Fatalf("%d offers taken over NATS, want %d", got, want)
 			}
 
-			// No callback waiting: the worker is told to send it itself.
-			ok, err := workers.OfferReply(ctx, events.Reply{EventID: "nobody-waits", Content: "x"})
-			if err != nil || ok {
-				t.Fatalf("OfferReply=%v,%v, want false,nil", ok, err)
+			// No callback waiting: the worker is told to send it itself,
+			// at once (not after the offer's own timeout).
+			for _, to := range []string{bus.ReplyTo(), "", "gone1234"} {
+				offerStart := time.Now()
+				ok, err := workers.OfferReply(ctx, events.Reply{EventID: "nobody-waits", Content: "x", ReplyTo: to})
+				if err != nil || ok {
+					t.Fatalf("OfferReply(reply-to %q)=%v,%v, want false,nil", to, ok, err)
+				}
+				if d := time.Since(offerStart); d > 250*time.Millisecond {
+					t.Fatalf("OfferReply(reply-to %q) took %s to hear nobody waits", to, d)
+				}
 			}
 			// Nor once the request stopped waiting.
-			ok, err = workers.OfferReply(ctx, events.Reply{EventID: e.ID, Content: "late"})
+			ok, err := workers.OfferReply(ctx, events.Reply{EventID: e.ID, Content: "late", ReplyTo: bus.ReplyTo()})
 			if err != nil || ok {
 				t.Fatalf("late OfferReply=%v,%v, want false,nil", ok, err)
 			}
@@ -233,19 +244,20 @@ func TestReplyGoesToExactlyOnePath(t *testing.T) {
 	}
 }
 
-// waitStored waits until e is in the WECHAT stream.
-func waitStored(ctx context.Context, bus *events.Bus, e events.Event) error {
+// waitStored waits until e is in the WECHAT stream and returns its
+// ReplyToHeader, as the workers read it.
+func waitStored(ctx context.Context, bus *events.Bus, e events.Event) (string, error) {
 	st, err := bus.JetStream().Stream(ctx, events.StreamName)
 	if err != nil {
-		return err
+		return "", err
 	}
 	for range 200 {
-		if _, err := st.GetLastMsgForSubject(ctx, e.Subject()); err == nil {
-			return nil
+		if m, err := st.GetLastMsgForSubject(ctx, e.Subject()); err == nil {
+			return m.Header.Get(events.ReplyToHeader), nil
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return fmt.Errorf("event %s not stored", e.ID)
+	return "", fmt.Errorf("event %s not stored", e.ID)
 }
 
 // Offers racing through both paths, and the request's own timeout: the
@@ -278,7 +290,7 @@ func TestRacingOffersOneTaken(t *testing.T) {
 				<-start
 				content := fmt.Sprintf("offer %d", i)
 				for range 20 {
-					ok, err := via.OfferReply(ctx, events.Reply{EventID: e.ID, Content: content})
+					ok, err := via.OfferReply(ctx, events.Reply{EventID: e.ID, Content: content, ReplyTo: bus.ReplyTo()})
 					if err != nil {
 						t.Error(err)
 						return
@@ -307,6 +319,69 @@ func TestRacingOffersOneTaken(t *testing.T) {
 		case len(taken) == 0 && r != nil:
 			t.Fatalf("round %d: request answered %q, no offer was told so", round, r.Content)
 		}
+	}
+}
+
+// A waiting request costs no subscription of its own: the process's one
+// reply subscription serves them all. The consumed event names the process
+// that waits, and an event that waits for nothing names none.
+func TestWaitingRequestsShareOneSubscription(t *testing.T) {
+	bus := eventstest.MustBus(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan events.Event, 8)
+	c, err := bus.Consume(ctx, events.ConsumerConfig{}, events.Each(func(_ context.Context, e events.Event) error {
+		got <- e
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	// The first publish makes the connection's subscription for
+	// JetStream's acknowledgements; count from there.
+	loc := mustEvent(t, mustRead(t, "location_event.xml"))
+	if _, err := bus.Publish(ctx, loc, 0); err != nil {
+		t.Fatal(err)
+	}
+	base := bus.Conn().NumSubscriptions()
+	var wg sync.WaitGroup
+	for i := range 5 {
+		raw := fmt.Sprintf(`<xml><ToUserName>gh</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType><Content>c</Content><MsgId>%d</MsgId></xml>`, 100+i)
+		wg.Go(func() {
+			if _, err := bus.Publish(ctx, mustEvent(t, []byte(raw)), 300*time.Millisecond); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond) // all five wait now
+	if got, want := bus.Conn().NumSubscriptions(), base+1; got != want {
+		t.Errorf("subscriptions while five requests wait=%d, want %d", got, want)
+	}
+	wg.Wait()
+	if got, want := bus.Conn().NumSubscriptions(), base+1; got != want {
+		t.Errorf("subscriptions after=%d, want %d", got, want)
+	}
+	for range 5 {
+		select {
+		case e := <-got:
+			if e.ReplyTo != bus.ReplyTo() {
+				t.Errorf("event %s: ReplyTo=%q, want %q", e.ID, e.ReplyTo, bus.ReplyTo())
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("events not consumed")
+		}
+	}
+	st, err := bus.JetStream().Stream(ctx, events.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetLastMsgForSubject(ctx, loc.Subject())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if to := m.Header.Get(events.ReplyToHeader); to != "" {
+		t.Errorf("an event that waits for nothing is stored with reply-to %q", to)
 	}
 }
 

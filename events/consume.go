@@ -352,6 +352,7 @@ func (d *deliverer) start(ctx context.Context, msgs []jetstream.Msg) (finish fun
 			continue
 		}
 		e.RequestID = m.Headers().Get(RequestIDHeader)
+		e.ReplyTo = m.Headers().Get(ReplyToHeader)
 		evs = append(evs, e)
 		idx = append(idx, i)
 	}

@@ -52,6 +52,10 @@ type Event struct {
 	// RequestID is the callback's request id, carried in a NATS header for
 	// logs; it is not part of the payload.
 	RequestID string `json:"-"`
+	// ReplyTo names the callback process whose request waits for this
+	// event's passive reply (ReplyToHeader), or is empty; not part of the
+	// payload either.
+	ReplyTo string `json:"-"`
 }
 
 // Parse reads one plaintext WeChat XML push into an Event for appid. Unknown
@@ -201,6 +205,10 @@ type Reply struct {
 	ToUser   string `json:"to_user"`
 	FromUser string `json:"from_user"`
 	Content  string `json:"content"`
+	// ReplyTo is the event's ReplyTo: where OfferReply finds the waiting
+	// request when it is in another process. Kept with the reply in the
+	// outbox, so that a retry still finds it.
+	ReplyTo string `json:"reply_to,omitempty"`
 }
 
 // AppendJSON appends the payload of e, byte for byte what json.Marshal(e)

@@ -333,7 +333,7 @@ var errInvalidEvent = errors.New("invalid event")
 // and for a scan event what the scan did.
 func (s *Service) apply(tx *store.Tx, e events.Event) (*events.Reply, *scanOutcome, error) {
 	reply := func(text string) *events.Reply {
-		return &events.Reply{EventID: e.ID, ToUser: e.From, FromUser: e.To, Content: text}
+		return &events.Reply{EventID: e.ID, ToUser: e.From, FromUser: e.To, Content: text, ReplyTo: e.ReplyTo}
 	}
 	switch {
 	case e.MsgType == "event" && strings.EqualFold(e.Event, "subscribe"):
