@@ -319,16 +319,14 @@ func (b *Bus) Publish(ctx context.Context, e Event, wait time.Duration) (*Reply,
 	if e.RequestID != "" {
 		msg.Header[RequestIDHeader] = []string{e.RequestID}
 	}
-	var replies chan *nats.Msg // an offer from workers in another process
+	var replies chan offer // an offer from workers in another process
 	if wait > 0 {
 		// Registered before the event is stored: workers elsewhere may
 		// offer as soon as it is.
 		if replies, err = b.awaitRemote(e.ID); err != nil {
 			return nil, err
 		}
-		if replies != nil {
-			defer b.endRemote(e.ID, replies)
-		}
+		defer b.endRemote(e.ID, replies)
 		msg.Header[ReplyToHeader] = []string{b.replyTo}
 	}
 	// PublishTimeout bounds the wait for the acknowledgement: the
@@ -362,10 +360,18 @@ func (b *Bus) Publish(ctx context.Context, e Event, wait time.Duration) (*Reply,
 	select {
 	case <-ready:
 		return w.end(), nil
-	case m := <-replies:
+	case o := <-replies:
+		m := o.m
 		var r Reply
 		if err := json.Unmarshal(m.Data, &r); err != nil {
 			b.log.Warn("bad reply payload", "event_id", e.ID, "err", err)
+			_ = m.Respond([]byte("gone"))
+			return w.end(), nil
+		}
+		if r.EventID != e.ID || time.Since(o.at) > offerFresh {
+			// Another event whose id reads the same in a subject, or an
+			// offer read so late that its worker may have given up on it.
+			_ = m.Respond([]byte("gone"))
 			return w.end(), nil
 		}
 		if w != nil && !w.take(r) {
@@ -412,7 +418,10 @@ func (b *Bus) OfferReply(ctx context.Context, r Reply) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("events: encode reply %s: %w", r.EventID, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	if !validReplyTo(r.ReplyTo) {
+		r.ReplyTo = "" // not one of ours: the subject an earlier callback waits on
+	}
+	ctx, cancel := context.WithTimeout(ctx, offerTimeout)
 	defer cancel()
 	m, err := b.nc.RequestWithContext(ctx, b.replySubject(r.ReplyTo, r.EventID), data)
 	switch {

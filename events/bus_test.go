@@ -372,6 +372,25 @@ func TestWaitingRequestsShareOneSubscription(t *testing.T) {
 			t.Fatal("events not consumed")
 		}
 	}
+	// A header that is not a token of ours is ignored: an offer's subject
+	// never carries what a publisher put there.
+	crafted := mustEvent(t, []byte(`<xml><ToUserName>gh</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType><Content>c</Content><MsgId>200</MsgId></xml>`))
+	data, err := crafted.AppendJSON(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.JetStream().PublishMsg(ctx, &nats.Msg{Subject: crafted.Subject(), Data: data,
+		Header: nats.Header{events.ReplyToHeader: {strings.Repeat("a", 5000)}}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-got:
+		if e.ReplyTo != "" {
+			t.Errorf("crafted header read as ReplyTo %.20q...", e.ReplyTo)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("crafted event not consumed")
+	}
 	st, err := bus.JetStream().Stream(ctx, events.StreamName)
 	if err != nil {
 		t.Fatal(err)

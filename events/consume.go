@@ -352,7 +352,9 @@ func (d *deliverer) start(ctx context.Context, msgs []jetstream.Msg) (finish fun
 			continue
 		}
 		e.RequestID = m.Headers().Get(RequestIDHeader)
-		e.ReplyTo = m.Headers().Get(ReplyToHeader)
+		if to := m.Headers().Get(ReplyToHeader); validReplyTo(to) {
+			e.ReplyTo = to
+		}
 		evs = append(evs, e)
 		idx = append(idx, i)
 	}
