@@ -49,6 +49,22 @@ func offerAsync(b *Bus, to, id string) <-chan time.Duration {
 	return took
 }
 
+// mustAwait registers a wait for id on cb and flushes, so that the server
+// knows cb's reply subscription before another connection offers (in
+// Publish, the event's own publish follows the subscription on the same
+// connection, which orders them).
+func mustAwait(t *testing.T, cb *Bus, id string) chan offer {
+	t.Helper()
+	ch, err := cb.awaitRemote(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cb.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
 // waitHeld waits until ch holds an offer.
 func waitHeld(t *testing.T, ch chan offer) {
 	t.Helper()
@@ -66,10 +82,7 @@ func waitHeld(t *testing.T, ch chan offer) {
 // in hand when the request stops waiting. Nothing stays registered.
 func TestUntakenOffersAreToldAtOnce(t *testing.T) {
 	cb, wk := mustPair(t)
-	ch, err := cb.awaitRemote("e1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := mustAwait(t, cb, "e1")
 	first := offerAsync(wk, cb.ReplyTo(), "e1")
 	waitHeld(t, ch)
 	second := offerAsync(wk, cb.ReplyTo(), "e1")
@@ -91,14 +104,8 @@ func TestUntakenOffersAreToldAtOnce(t *testing.T) {
 // requests wait for one event: the one that stays gets the offer.
 func TestOfferReachesTheRequestThatStays(t *testing.T) {
 	cb, wk := mustPair(t)
-	a, err := cb.awaitRemote("e2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bch, err := cb.awaitRemote("e2")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := mustAwait(t, cb, "e2")
+	bch := mustAwait(t, cb, "e2")
 	cb.endRemote("e2", a) // the duplicate returns
 	took := offerAsync(wk, cb.ReplyTo(), "e2")
 	waitHeld(t, bch)
