@@ -404,6 +404,55 @@ func TestWaitingRequestsShareOneSubscription(t *testing.T) {
 	}
 }
 
+// An event whose id is longer than any the callback makes is dead-lettered
+// at once, never handed to the workers (its reply subject would be too
+// long for the server).
+func TestOverlongEventIDIsDeadLettered(t *testing.T) {
+	bus := eventstest.MustBus(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	handled := make(chan string, 4)
+	c, err := bus.Consume(ctx, events.ConsumerConfig{}, events.Each(func(_ context.Context, e events.Event) error {
+		handled <- e.ID
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	for _, n := range []int{128, 129} {
+		e := mustEvent(t, []byte(`<xml><ToUserName>gh</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType><Content>c</Content><MsgId>1</MsgId></xml>`))
+		e.ID = strings.Repeat("x", n)
+		data, err := e.AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bus.JetStream().PublishMsg(ctx, &nats.Msg{Subject: e.Subject(), Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case id := <-handled:
+		if len(id) != 128 {
+			t.Fatalf("handled an id of %d bytes", len(id))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the 128-byte id was not handled")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for streamMsgs(t, bus, events.DLQStreamName) < 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got, want := streamMsgs(t, bus, events.DLQStreamName), uint64(1); got != want {
+		t.Fatalf("dlq msgs=%d, want %d", got, want)
+	}
+	select {
+	case id := <-handled:
+		t.Fatalf("handled an id of %d bytes", len(id))
+	default:
+	}
+}
+
 func TestConsumeAcksRetriesAndDeadLetters(t *testing.T) {
 	bus := eventstest.MustBus(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())

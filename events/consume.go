@@ -351,6 +351,12 @@ func (d *deliverer) start(ctx context.Context, msgs []jetstream.Msg) (finish fun
 			errs[i] = Permanent(errors.New("event has no id"))
 			continue
 		}
+		if len(e.ID) > maxEventIDLen {
+			// The callback's ids are at most 65 bytes; a longer one would
+			// make reply subjects too long for the server.
+			errs[i] = Permanent(fmt.Errorf("event id of %d bytes is over %d", len(e.ID), maxEventIDLen))
+			continue
+		}
 		e.RequestID = m.Headers().Get(RequestIDHeader)
 		if to := m.Headers().Get(ReplyToHeader); validReplyTo(to) {
 			e.ReplyTo = to
@@ -410,6 +416,9 @@ func repeatErr(n int, err error) []error {
 	}
 	return errs
 }
+
+// maxEventIDLen bounds an event id the workers act on.
+const maxEventIDLen = 128
 
 // settle is the one place that maps a handler's outcome to JetStream.
 func (d *deliverer) settle(ctx context.Context, m jetstream.Msg, err error) {
