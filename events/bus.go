@@ -295,9 +295,10 @@ func (b *Bus) Ready(ctx context.Context) error {
 	return nil
 }
 
-// ReplySubject is where the callback waits for the worker's passive reply
-// to event id.
-func (b *Bus) ReplySubject(id string) string {
+// legacyReplySubject is where a callback from before ReplyToHeader waits
+// for the passive reply to event id; an event stored without the header is
+// offered there.
+func (b *Bus) legacyReplySubject(id string) string {
 	return "wxscan.reply." + token(b.opts.AppID) + "." + token(id)
 }
 

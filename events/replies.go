@@ -68,7 +68,7 @@ func validReplyTo(to string) bool {
 // one (by an earlier version), where that version's callback waits.
 func (b *Bus) replySubject(to, id string) string {
 	if to == "" {
-		return b.ReplySubject(id)
+		return b.legacyReplySubject(id)
 	}
 	return replyPrefix(b.opts.AppID, to) + token(id)
 }
