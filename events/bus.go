@@ -81,6 +81,9 @@ type Bus struct {
 	local   waiters
 	remote  remoteWaits
 	replyTo string
+	// ownPrefix starts this process's reply subjects:
+	// replyPrefix(AppID, replyTo), made once.
+	ownPrefix string
 }
 
 // Connect connects to NATS (retrying in the background if it is not up yet)
@@ -160,7 +163,9 @@ func Connect(ctx context.Context, opts Options) (*Bus, error) {
 		nc.Close()
 		return nil, fmt.Errorf("events: jetstream: %w", err)
 	}
-	return &Bus{nc: nc, js: js, opts: opts, log: log, denied: denied, replyTo: RandomHex(8)}, nil
+	replyTo := RandomHex(8)
+	return &Bus{nc: nc, js: js, opts: opts, log: log, denied: denied,
+		replyTo: replyTo, ownPrefix: replyPrefix(opts.AppID, replyTo)}, nil
 }
 
 // JetStream exposes the JetStream context for operator tools and tests.

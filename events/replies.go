@@ -87,7 +87,7 @@ func (b *Bus) awaitRemote(id string) (chan offer, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.sub == nil {
-		sub, err := b.nc.Subscribe(replyPrefix(b.opts.AppID, b.replyTo)+"*", b.routeReply)
+		sub, err := b.nc.Subscribe(b.ownPrefix+"*", b.routeReply)
 		if err != nil {
 			return nil, fmt.Errorf("events: subscribe replies: %w", err)
 		}
@@ -133,7 +133,7 @@ func (b *Bus) endRemote(id string, ch chan offer) {
 // routeReply hands an offer to a request waiting for its event, or tells
 // the worker "gone" when none does (or each has an offer in hand already).
 func (b *Bus) routeReply(m *nats.Msg) {
-	key := strings.TrimPrefix(m.Subject, replyPrefix(b.opts.AppID, b.replyTo))
+	key := strings.TrimPrefix(m.Subject, b.ownPrefix)
 	w := &b.remote
 	w.mu.Lock()
 	sent := false
@@ -151,16 +151,4 @@ func (b *Bus) routeReply(m *nats.Msg) {
 	if !sent {
 		_ = m.Respond([]byte("gone"))
 	}
-}
-
-// remoteWaiting is how many requests wait for an offer from another
-// process, for tests.
-func (b *Bus) remoteWaiting() int {
-	b.remote.mu.Lock()
-	defer b.remote.mu.Unlock()
-	n := 0
-	for _, chs := range b.remote.m {
-		n += len(chs)
-	}
-	return n
 }

@@ -190,3 +190,15 @@ func TestReplyToHeaderIsOursOrIgnored(t *testing.T) {
 		t.Errorf("validReplyTo(%q) = false for a token of ours", to)
 	}
 }
+
+// remoteWaiting is how many requests wait for an offer from another
+// process, for tests.
+func (b *Bus) remoteWaiting() int {
+	b.remote.mu.Lock()
+	defer b.remote.mu.Unlock()
+	n := 0
+	for _, chs := range b.remote.m {
+		n += len(chs)
+	}
+	return n
+}
