@@ -11,6 +11,12 @@ type Metrics struct {
 	refused    *prometheus.CounterVec
 	replies    *prometheus.CounterVec
 	duplicates prometheus.Counter
+	// batchEvents and batchCommit describe the consumer's store
+	// transactions: how many events each records, and how long it takes,
+	// its fsync included. A scan's passive reply waits for its batch's
+	// commit, so a disk that stalls shows here first.
+	batchEvents prometheus.Histogram
+	batchCommit prometheus.Histogram
 }
 
 // Reply paths, as label values.
@@ -39,6 +45,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		duplicates: f.NewCounter(prometheus.CounterOpts{
 			Name: "wxscan_workers_duplicates_total",
 			Help: "Events delivered again after they were processed (redeliveries, replays), absorbed by the event id.",
+		}),
+		batchEvents: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "wxscan_workers_batch_events",
+			Help:    "Events per batch the workers record in one store transaction.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9), // 1 to 256, the largest batch
+		}),
+		batchCommit: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "wxscan_workers_batch_commit_seconds",
+			Help:    "Time of the store transaction that records one batch, its fsync included; failed ones too.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 13), // 0.5 ms to about 2 s
 		}),
 	}
 	for _, r := range []refusal{refusedNotBound, refusedSuspended, refusedNotAllowed, refusedNoStocktake, refusedNoLocation, refusedOutOfScope, refusedBadCode} {

@@ -242,6 +242,7 @@ func (s *Service) RecordBatch(ctx context.Context, evs []events.Event) (finish f
 	var removed []string // delivered replies this transaction removes from the outbox
 	committed := false
 	defer func() { s.outbox.settle(removed, committed) }()
+	began := time.Now()
 	err := s.db.Update(func(tx *store.Tx) error {
 		scans, dups = scans[:0], 0
 		var err error
@@ -301,6 +302,8 @@ func (s *Service) RecordBatch(ctx context.Context, evs []events.Event) (finish f
 		return nil
 	})
 	committed = err == nil
+	s.metrics.batchCommit.Observe(time.Since(began).Seconds())
+	s.metrics.batchEvents.Observe(float64(len(evs)))
 	if err != nil {
 		err = fmt.Errorf("workers: record batch of %d: %w", len(evs), err)
 		s.log.Error("batch not recorded; will retry", "err", err)

@@ -203,6 +203,9 @@ func TestMetricsAndRequestID(t *testing.T) {
 		{"wxscan_scans_recorded_total", nil, 1},
 		{"wxscan_replies_total", []string{"path", "passive"}, 1},
 		{"wxscan_replies_total", []string{"path", "custom_send"}, 0},
+		// The scan is the only event the workers are given: one batch.
+		{"wxscan_workers_batch_events", nil, 1},
+		{"wxscan_workers_batch_commit_seconds", nil, 1},
 		{"wxscan_wechat_api_calls_total", []string{"endpoint", "cgi-bin/stable_token", "errcode", "0"}, 1},
 		{"wxscan_wechat_api_calls_total", []string{"endpoint", "cgi-bin/menu/create", "errcode", "0"}, 1},
 		{"wxscan_wechat_token_refreshes_total", []string{"kind", "access_token", "result", "ok"}, 1},
