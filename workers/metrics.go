@@ -49,7 +49,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		batchEvents: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "wxscan_workers_batch_events",
 			Help:    "Events per batch the workers record in one store transaction.",
-			Buckets: prometheus.ExponentialBuckets(1, 2, 9), // 1 to 256, the largest batch
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9), // 1 to 256, the default batch limit
 		}),
 		batchCommit: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "wxscan_workers_batch_commit_seconds",
